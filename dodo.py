@@ -1,0 +1,121 @@
+"""SegFormer (Hugging Face) -> ONNX -> TensorRT engine on an NVIDIA edge device.
+
+The chain: checkout -> golden -> onnx -> build_engine -> runtime_check, plus verify, infer,
+bench and bundle. Task creators only return dicts; the work lives in stages/ and runtime/.
+Nothing heavy is imported here, so `doit list` is instant. See README.md."""
+from importlib.util import find_spec
+
+from doit import get_var
+from doit.tools import config_changed
+
+from stages import actions
+from stages.actions import run
+from stages.config import load, slice_of
+from stages.errors import PipelineError
+from stages.layout import Layout, kernel_sources
+from stages.uptodate import settings_changed
+from stages import device
+
+try:
+    from doit import doit_cmd
+    actions.check_vars(getattr(doit_cmd, "_CMDLINE_VARS", None))
+    CFG = load(get_var("config", "pipeline.yaml"))
+except PipelineError as error:
+    actions.fail_at_load(error)
+
+L = Layout(CFG)
+HOST = bool(find_spec("torch") and find_spec("transformers"))
+DEVICE = bool(find_spec("tensorrt") and find_spec("pycuda"))
+CUDA = bool(find_spec("pycuda"))
+
+DOIT_CONFIG = {
+    "backend": "json", "dep_file": ".doit.json", "verbosity": 2, "reporter": actions.Reporter,
+    "default_tasks": (["checkout", "golden", "onnx"] if HOST else [])
+    + (["build_engine", "runtime_check"] if DEVICE else []) + ["verify"],
+}
+
+
+def _vars(*names):
+    return dict((n, get_var(n)) for n in names if get_var(n) is not None)
+
+
+def _host_only(name):
+    msg = ("'doit %s' runs on the host: it needs torch and transformers (pip install -r requirements.txt); "
+           "on the device, copy the host's artifacts with 'doit bundle' instead." % name)
+    return {"actions": [run("stages.device:refuse", msg)], "uptodate": [False]}
+
+
+def task_checkout():
+    """Resolve model.path (download only if model.repo_id is set), validate it, write the manifest."""
+    if not HOST:
+        return _host_only("checkout")
+    from stages.checkout import model_files
+    return {"actions": [run("stages.checkout:run_checkout", CFG["model"], L.manifest)],
+            "file_dep": model_files(CFG["model"]["path"]), "targets": [L.manifest],
+            "uptodate": [config_changed(slice_of(CFG, "model"))], "clean": True}
+
+
+def task_golden():
+    """Run transformers on the CPU: golden input tensors, logits, masks and overlays."""
+    if not HOST:
+        return _host_only("golden")
+    return {"actions": [run("stages.golden:run_golden", CFG["model"]["path"], L, CFG["golden"]["overlay_alpha"])],
+            "file_dep": [L.manifest] + L.images, "targets": L.golden_targets(),
+            "uptodate": [config_changed(slice_of(CFG, "golden"))], "clean": True}
+
+
+def task_onnx():
+    """Export model.onnx, check, simplify, gate it for the target TensorRT, prove parity."""
+    if not HOST:
+        return _host_only("onnx")
+    return {"actions": [run("stages.onnx_export:run_onnx", CFG["model"]["path"], CFG["onnx"], L)],
+            "file_dep": [L.manifest, L.golden_json],
+            "targets": [L.onnx_model, L.onnx_sidecar, L.onnx_report],
+            "uptodate": [config_changed(slice_of(CFG, "onnx"))], "clean": True}
+
+
+def task_build_engine():
+    """Build the TensorRT engine for this device (run it on the device, e.g. the Jetson Nano)."""
+    if not DEVICE:
+        return {"actions": [run("stages.device:refuse_engine")], "uptodate": [False]}
+    return {"actions": [run("stages.engine:run_build", CFG["engine"], L)],
+            "file_dep": [L.onnx_model, L.onnx_sidecar],
+            "uptodate": [settings_changed("engine settings or device", lambda: device.engine_settings(CFG["engine"], L))]}
+
+
+def task_runtime_check():
+    """Compile the CUDA kernels for this GPU and run one inference through the runtime."""
+    if not CUDA:
+        return {"actions": [run("stages.device:refuse_cuda", "runtime_check")], "uptodate": [False]}
+    return {"actions": [run("stages.runtime_check:run_check", L, CFG)],
+            "file_dep": kernel_sources() + [L.onnx_model, L.golden_json],
+            "uptodate": [settings_changed("device or engine", lambda: device.check_settings(L, CFG))]}
+
+
+def task_verify():
+    """Check the runtime against the golden files: input tensor, logits, end-to-end mask."""
+    backend = get_var("backend", CFG["verify"]["backend"])
+    return {"actions": [run("stages.verify:run_verify", CFG, L, backend)],
+            "file_dep": L.golden_targets() + [L.onnx_model, L.onnx_sidecar],
+            "targets": [L.verify_dir + "/report.json"],
+            "uptodate": [settings_changed("backend, thresholds or engine",
+                                          lambda: device.verify_settings(CFG, L, backend))]}
+
+
+def task_infer():
+    """Segment image=PATH (image, folder, video, camera index or GStreamer pipeline)."""
+    return {"actions": [run("stages.infer:run_infer", CFG, L, _vars("image", "out", "alpha", "mode", "backend"))],
+            "uptodate": [False], "verbosity": 2}
+
+
+def task_bench():
+    """Benchmark each stage (p50/p90/p99, FPS) and the GPU-vs-CPU pre/post ratios."""
+    return {"actions": [run("stages.bench:run_bench", CFG, L, _vars("backend", "n", "cpu"))],
+            "uptodate": [False], "verbosity": 2}
+
+
+def task_bundle():
+    """Pack what the device needs into one tarball (artifacts/bundle/...tar.gz)."""
+    from stages.bundle import bundle_inputs
+    return {"actions": [run("stages.bundle:run_bundle", CFG, L)],
+            "file_dep": bundle_inputs(CFG, L), "targets": [L.bundle], "clean": True}

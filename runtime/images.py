@@ -1,0 +1,60 @@
+"""Read images robustly: any depth, grey, alpha, palette, EXIF rotation -> BGR uint8.
+
+Decoding goes through Pillow, which refuses truncated files instead of returning grey rows."""
+import os
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from runtime.errors import ImageError
+
+Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit, with a clearer message
+DEFAULT_MAX_MEGAPIXELS = 80.0
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def read_image(path, max_megapixels=DEFAULT_MAX_MEGAPIXELS):
+    """Return the image at `path` as BGR uint8 HxWx3, or raise ImageError with one sentence."""
+    if not os.path.isfile(path):
+        raise ImageError("Image %s does not exist: check the path." % path)
+    if os.path.getsize(path) == 0:
+        raise ImageError("Image %s is empty (0 bytes): replace it with a real image." % path)
+    try:
+        with Image.open(path) as img:
+            _check_size(path, img.size, max_megapixels)
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return to_bgr8(img)
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError) as e:
+        reason = "it is truncated" if "truncated" in str(e) else "it is not a readable image"
+        raise ImageError("Image %s cannot be decoded (%s): replace it or remove it from the input." % (path, reason))
+
+
+def _check_size(path, size, max_megapixels):
+    w, h = size
+    mp = w * h / 1e6
+    if max_megapixels is not None and mp > max_megapixels:
+        raise ImageError("Image %s is %dx%d (%.0f MP), over the %.0f MP limit (infer.max_megapixels): "
+                         "downscale it first or raise the limit." % (path, w, h, mp, max_megapixels))
+
+
+def to_bgr8(img):
+    """Convert any Pillow image to BGR uint8; 16-bit data is scaled, alpha is dropped."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img).astype(np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        grey = np.clip(np.round(arr * (255.0 / peak)), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    if img.mode == "F":
+        grey = np.clip(np.round(np.asarray(img)), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    rgb = np.asarray(img.convert("RGB"))
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def list_images(folder):
+    """The image files in `folder`, sorted by name."""
+    names = sorted(os.listdir(folder))
+    return [os.path.join(folder, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]

@@ -1,0 +1,163 @@
+"""doit bench: N timed iterations after a warm-up, per stage p50/p90/p99 and FPS, plus ratios
+measured side by side in the same run: GPU kernels vs the CPU reference ops (1920x1080 image,
+35-class 128x128 logits) and, on a host with torch, ONNX Runtime vs PyTorch eager on the CPU.
+Writes artifacts/bench/<device-slug>.json."""
+import os
+import time
+
+import numpy as np
+
+from stages import device, files
+from stages.errors import ConfigError
+
+TARGETS = {"postprocess_speedup_min": 30.0, "preprocess_speedup_min": 10.0, "prepost_share_of_engine_max": 0.05,
+           "onnxruntime_vs_torch_min": 1.0}
+
+
+def percentiles(samples):
+    a = np.asarray(samples, np.float64)
+    return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
+            "p99": float(np.percentile(a, 99)), "mean": float(a.mean()), "n": int(a.size)}
+
+
+def timed(fn, n, warmup):
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append(1000.0 * (time.perf_counter() - t0))
+    return out
+
+
+def pipeline_bench(seg, image_path, n, warmup):
+    """Per-stage times of the full runtime on one image, read from disk every iteration."""
+    from runtime.images import read_image
+    stages = {}
+    for i in range(warmup + n):
+        t0 = time.perf_counter()
+        image = read_image(image_path)
+        read_ms = 1000.0 * (time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        result = seg.segment(image)
+        total = read_ms + 1000.0 * (time.perf_counter() - t1)
+        if i >= warmup:
+            for k, v in list(result.timings.items()) + [("read", read_ms), ("total", total)]:
+                stages.setdefault(k, []).append(v)
+    out = dict((k, percentiles(v)) for k, v in stages.items())
+    out["fps"] = 1000.0 / out["total"]["p50"]
+    return out
+
+
+def synthetic_case(classes=35, size=(1080, 1920), logits_hw=(128, 128), seed=0):
+    """A 1080p BGR frame and smooth 35x128x128 logits, as from a real SegFormer-B4 at 512x512."""
+    import cv2
+    rng = np.random.RandomState(seed)
+    image = cv2.resize(rng.randint(0, 256, (68, 120, 3)).astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+    small = rng.randn(classes, 16, 16).astype(np.float32) * 4
+    logits = np.stack([cv2.resize(c, logits_hw[::-1], interpolation=cv2.INTER_CUBIC) for c in small])[None]
+    return image, logits
+
+
+def kernel_ratios(layout, n, warmup, engine_infer_ms=None):
+    """GPU pre/post kernels vs the CPU reference path, alternated in one run (or None without a GPU)."""
+    from stages.select import kernels_for_this_gpu
+    kernels = kernels_for_this_gpu(layout, required=False)
+    if kernels is None:
+        return None
+    from runtime import reference
+    from runtime.gpu_pipeline import GpuPipeline
+    image, logits = synthetic_case()
+    meta = {"input": {"shape": [1, 3, 512, 512]}, "output": {"shape": list(logits.shape)},
+            "palette": [[0, 0, 0]] * logits.shape[1],
+            "preprocess": {"scale": 1 / 255.0, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                           "pass_order": "pillow13"}}
+    gpu = GpuPipeline(kernels, meta)
+    gpu.upload_logits(logits)
+
+    def gpu_pre():
+        gpu.upload(image)
+        gpu.preprocess()
+        gpu.stream.synchronize()
+
+    def gpu_post():
+        gpu.postprocess()
+        gpu.download_mask()
+
+    pre = meta["preprocess"]
+    res = {"image": "1920x1080", "logits": "x".join(map(str, logits.shape)),
+           "gpu_preprocess_ms": percentiles(timed(gpu_pre, n, warmup)),
+           "cpu_preprocess_ms": percentiles(timed(lambda: reference.preprocess(
+               image, 512, 512, pre["mean"], pre["std"], pre["scale"]), max(3, n // 5), 1)),
+           "gpu_postprocess_ms": percentiles(timed(gpu_post, n, warmup)),
+           "cpu_postprocess_ms": percentiles(timed(lambda: reference.upsample_argmax(logits, 1080, 1920), max(3, n // 5), 1))}
+    res["preprocess_speedup"] = res["cpu_preprocess_ms"]["p50"] / res["gpu_preprocess_ms"]["p50"]
+    res["postprocess_speedup"] = res["cpu_postprocess_ms"]["p50"] / res["gpu_postprocess_ms"]["p50"]
+    if engine_infer_ms:
+        res["prepost_share_of_engine"] = (res["gpu_preprocess_ms"]["p50"] + res["gpu_postprocess_ms"]["p50"]) / engine_infer_ms
+    return res
+
+
+def cpu_backends(model_dir, onnx_path, golden_json, n, warmup):
+    """ONNX Runtime vs PyTorch eager on the CPU, same model, same input, alternated runs."""
+    import onnxruntime as ort
+    import torch
+    from transformers import SegformerForSemanticSegmentation
+    from stages.golden import load_case
+    tensor = load_case(files.read_json(golden_json)["images"][0])[0]
+    model = SegformerForSemanticSegmentation.from_pretrained(model_dir).eval()
+    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    x = torch.from_numpy(tensor)
+    ort_ms, torch_ms = [], []
+    with torch.no_grad():
+        for i in range(warmup + n):
+            a = timed(lambda: sess.run(None, {"pixel_values": tensor}), 1, 0)[0]
+            b = timed(lambda: model(pixel_values=x), 1, 0)[0]
+            if i >= warmup:
+                ort_ms.append(a)
+                torch_ms.append(b)
+    r = {"onnxruntime_ms": percentiles(ort_ms), "torch_eager_ms": percentiles(torch_ms), "threads": torch.get_num_threads()}
+    r["onnxruntime_vs_torch"] = r["torch_eager_ms"]["p50"] / r["onnxruntime_ms"]["p50"]
+    return r
+
+
+def run_bench(cfg, layout, variables):
+    from importlib.util import find_spec
+    from stages.select import describe, open_runtime
+    try:
+        n = int(variables.get("n", cfg["bench"]["iterations"]))
+    except ValueError:
+        raise ConfigError("n=%s must be a whole number of iterations." % variables.get("n"))
+    warmup = cfg["bench"]["warmup"]
+    seg = open_runtime(layout, variables.get("backend", "auto"))
+    fp = device.fingerprint()
+    report = {"device": fp, "runtime": describe(seg), "image": cfg["bench"]["image"], "iterations": n,
+              "warmup": warmup, "targets": TARGETS}
+    report["pipeline"] = pipeline_bench(seg, cfg["bench"]["image"], n, warmup)
+    engine_ms = report["pipeline"]["infer"]["p50"] if seg.backend.name == "tensorrt" else None
+    report["kernels_vs_cpu"] = kernel_ratios(layout, n, warmup, engine_ms)
+    if variables.get("cpu", "1") != "0" and find_spec("torch") and os.path.isdir(cfg["model"]["path"]):
+        report["cpu_backends"] = cpu_backends(cfg["model"]["path"], layout.onnx_model, layout.golden_json,
+                                              max(5, n // 2), 2)
+    path = os.path.join(layout.bench_dir, device.slug(fp) + ".json")
+    files.write_json(path, report)
+    print_summary(report, path)
+
+
+def print_summary(r, path):
+    p = r["pipeline"]
+    print("bench: %s, pre/post on the %s, %s, %d iterations" % (
+        r["runtime"]["backend"], r["runtime"]["pre_post"].upper(), r["image"], r["iterations"]))
+    for k in sorted(k for k in p if k != "fps"):
+        print("  %-12s p50 %8.2f  p90 %8.2f  p99 %8.2f ms" % (k, p[k]["p50"], p[k]["p90"], p[k]["p99"]))
+    print("  FPS (p50 of total): %.1f" % p["fps"])
+    k = r.get("kernels_vs_cpu")
+    if k:
+        print("  GPU vs CPU at %s, logits %s: preprocess %.1fx, postprocess %.1fx faster" % (
+            k["image"], k["logits"], k["preprocess_speedup"], k["postprocess_speedup"]))
+    c = r.get("cpu_backends")
+    if c:
+        print("  CPU: ONNX Runtime p50 %.1f ms vs PyTorch eager %.1f ms (%.2fx)" % (
+            c["onnxruntime_ms"]["p50"], c["torch_eager_ms"]["p50"], c["onnxruntime_vs_torch"]))
+    print("bench: wrote %s" % path)

@@ -1,0 +1,51 @@
+"""doit bundle: one tarball with exactly what the device needs (code, pipeline file, device
+requirements, example images, the manifest, golden files and model.onnx), plus a manifest of
+sha256s. On the device the host-only links are not defined, so nothing upstream reruns."""
+import io
+import json
+import os
+import tarfile
+import time
+
+from stages import files
+
+CODE_DIRS = ("stages", "runtime")
+TOP_FILES = ("dodo.py", "pipeline.yaml", "requirements-device.txt", "README.md")
+MANIFEST_NAME = "BUNDLE_MANIFEST.json"
+
+
+def _code_files():
+    out = []
+    for top in CODE_DIRS:
+        for folder, dirs, names in os.walk(top):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            out += [os.path.join(folder, n) for n in sorted(names) if not n.endswith(".pyc")]
+    return out
+
+
+def bundle_inputs(cfg, layout):
+    """Every file that goes into the bundle, relative to the project root."""
+    images = sorted(set(layout.images + [cfg["bench"]["image"]]))
+    artifacts = [layout.manifest] + layout.golden_targets() + [
+        layout.onnx_model, layout.onnx_sidecar, layout.onnx_report]
+    return [f for f in TOP_FILES if os.path.exists(f)] + _code_files() + images + artifacts
+
+
+def run_bundle(cfg, layout):
+    names = bundle_inputs(cfg, layout)
+    manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "files": dict((n, files.sha256_file(n)) for n in names),
+                "device_steps": ["pip3 install -r requirements-device.txt", "doit build_engine",
+                                 "doit runtime_check", "doit verify", "doit infer image=examples/"]}
+    with files.atomic_path(layout.bundle, suffix=".tar.gz") as tmp:
+        with tarfile.open(tmp, "w:gz") as tar:
+            for n in names:
+                tar.add(n, arcname=os.path.join("segformer-trt", n), recursive=False)
+            blob = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
+            info = tarfile.TarInfo(os.path.join("segformer-trt", MANIFEST_NAME))
+            info.size, info.mtime = len(blob), int(time.time())
+            tar.addfile(info, io.BytesIO(blob))
+    size = os.path.getsize(layout.bundle) / 1e6
+    print("bundle: %d files, %.1f MB -> %s" % (len(names), size, layout.bundle))
+    print("bundle: on the device: tar xzf %s && cd segformer-trt && doit build_engine" %
+          os.path.basename(layout.bundle))

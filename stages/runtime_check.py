@@ -1,0 +1,64 @@
+"""runtime_check link (device): compile the .cu kernels to cubins for this GPU (only when their
+source changed), load them, and run one full inference on a golden image with stage timings."""
+import os
+import shutil
+import subprocess
+
+from stages import files
+from stages.errors import DeviceError
+from stages.layout import kernel_sources
+
+CUDA_BIN = "/usr/local/cuda/bin"
+
+
+def find_nvcc():
+    nvcc = shutil.which("nvcc") or (os.path.join(CUDA_BIN, "nvcc") if os.path.isfile(os.path.join(CUDA_BIN, "nvcc")) else None)
+    if not nvcc:
+        raise DeviceError("nvcc is not on PATH, so the CUDA kernels cannot be compiled: run `export "
+                          "PATH=/usr/local/cuda/bin:$PATH` (JetPack installs it there) and retry.")
+    return nvcc
+
+
+def compile_kernels(out_dir, arch):
+    """nvcc -cubin each kernel for `arch`; skip those whose source sha256 is unchanged."""
+    record_path = os.path.join(out_dir, "kernels.json")
+    record = files.read_json(record_path) if os.path.isfile(record_path) else {}
+    nvcc = None
+    for src in kernel_sources():
+        name = os.path.splitext(os.path.basename(src))[0]
+        cubin = os.path.join(out_dir, name + ".cubin")
+        sha = files.sha256_file(src)
+        if record.get(name) == sha and os.path.isfile(cubin):
+            print("runtime_check: %s.cubin is up to date for %s" % (name, arch))
+            continue
+        nvcc = nvcc or find_nvcc()
+        with files.atomic_path(cubin, suffix=".cubin") as tmp:
+            proc = subprocess.Popen([nvcc, "-cubin", "-arch=" + arch, "-O3", "-o", tmp, src],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+            log = proc.communicate()[0]
+            if proc.returncode != 0:
+                raise DeviceError("nvcc could not compile %s for %s: %s" % (src, arch, log.strip().splitlines()[-1:]))
+        record[name] = sha
+        print("runtime_check: compiled %s -> %s" % (src, cubin))
+    files.write_json(record_path, record)
+
+
+def run_check(layout, cfg):
+    from runtime.cuda_ops import arch
+    from runtime.images import read_image
+    from stages.compare import mask_metrics
+    from stages.golden import load_case
+    from stages.select import describe, open_runtime
+    gpu_arch = arch()
+    compile_kernels(layout.kernels_dir(gpu_arch), gpu_arch)
+    seg = open_runtime(layout, "auto", pre_post="gpu")
+    rec = files.read_json(layout.golden_json)["images"][0]
+    image = read_image(rec["source"])
+    seg.segment(image)  # warm-up: module load, first launches, allocations
+    result = seg.segment(image)
+    agree = mask_metrics(result.mask, load_case(rec)[2], seg.labels)["mask_agreement"]
+    info = describe(seg)
+    print("runtime_check: %s on %s, pre/post on the %s" % (info["backend"], info["model"], info["pre_post"].upper()))
+    print("runtime_check: %s %dx%d: %s; mask agreement with golden %.4f%%" % (
+        rec["source"], image.shape[1], image.shape[0],
+        ", ".join("%s %.2f ms" % kv for kv in sorted(result.timings.items())), 100 * agree))
