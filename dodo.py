@@ -80,7 +80,8 @@ def task_build_engine():
         return {"actions": [run("stages.device:refuse_engine")], "uptodate": [False]}
     return {"actions": [run("stages.engine:run_build", CFG["engine"], L)],
             "file_dep": [L.onnx_model, L.onnx_sidecar],
-            "uptodate": [settings_changed("engine settings or device", lambda: device.engine_settings(CFG["engine"], L))]}
+            "uptodate": [settings_changed("engine settings or device", lambda: device.engine_settings(CFG["engine"], L)),
+                         device.engine_present(L)]}
 
 
 def task_runtime_check():

@@ -86,8 +86,12 @@ def _engine_sha(layout):
 
 
 def engine_settings(engine_cfg, layout):
-    return {"engine": engine_cfg, "device": identity(fingerprint()),
-            "engine_present": built_engine(layout) is not None}
+    return {"engine": engine_cfg, "device": identity(fingerprint())}
+
+
+def engine_present(layout):
+    """A doit uptodate callable: False when this device's engine file is missing."""
+    return lambda task, values: built_engine(layout) is not None
 
 
 def check_settings(layout, cfg):

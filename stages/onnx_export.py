@@ -132,9 +132,11 @@ def run_onnx(model_dir, onnx_cfg, layout):
 def write_sidecar(path, manifest, model, sha, golden):
     from runtime.sidecar import model_sidecar
     out = model.graph.output[0].type.tensor_type.shape
-    files.write_json(path, model_sidecar(manifest, golden["processor"]["pass_order"],
-                                         [d.dim_value for d in out.dim], sha,
-                                         pal.palette_rgb(manifest["num_labels"])))
+    from stages.precision import precision_groups
+    meta = model_sidecar(manifest, golden["processor"]["pass_order"], [d.dim_value for d in out.dim], sha,
+                         pal.palette_rgb(manifest["num_labels"]))
+    meta["precision_groups"] = precision_groups(model)
+    files.write_json(path, meta)
 
 
 def _report(cfg, counts, gate, rows, sha, size, seconds, model):

@@ -1,0 +1,1 @@
+"""TEST DOUBLE: pycuda.autoprimaryctx (nothing to set up)."""
