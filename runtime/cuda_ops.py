@@ -49,7 +49,7 @@ class Kernels(object):
 
     def __init__(self, cubin_dir):
         drv = driver()
-        self.modules = {}
+        self.folder, self.modules = cubin_dir, {}
         for name in KERNEL_FILES:
             path = os.path.join(cubin_dir, name + ".cubin")
             if not os.path.isfile(path):

@@ -1,0 +1,85 @@
+"""Shared helpers: run the real `doit` command line in a copy of the project, and skip markers."""
+import os
+import shutil
+import subprocess
+import sys
+from importlib.util import find_spec
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOUBLES = os.path.join(ROOT, "tests", "doubles")
+TRT_DOUBLE = os.path.join(DOUBLES, "tensorrt_double")
+PYCUDA_DOUBLE = os.path.join(DOUBLES, "pycuda_double")
+sys.path.insert(0, ROOT)
+
+HAS_HOST = bool(find_spec("torch") and find_spec("transformers"))
+
+
+def _has_gpu():
+    try:
+        import pycuda.driver as drv
+        drv.init()
+        return drv.Device.count() > 0 and not getattr(sys.modules.get("pycuda"), "__double__", False)
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu = _has_gpu()
+    for item in items:
+        if "gpu" in item.keywords and not gpu:
+            item.add_marker(pytest.mark.skip(reason="no CUDA GPU with pycuda here (run on the GPU test machine)"))
+        if "host" in item.keywords and not HAS_HOST:
+            item.add_marker(pytest.mark.skip(reason="needs torch and transformers"))
+
+
+def copy_project(dest, with_artifacts=True):
+    """A copy of the project (code, model, examples, and the built artifacts) to run doit in."""
+    ignore = shutil.ignore_patterns(".git", ".venv*", "__pycache__", ".devwheels", "*.pyc", "bundle", "infer",
+                                    "verify", "bench", "engine")
+    for name in ("dodo.py", "pipeline.yaml", "requirements-device.txt"):
+        if os.path.exists(os.path.join(ROOT, name)):
+            shutil.copy2(os.path.join(ROOT, name), dest)
+    for name in ("stages", "runtime", "models", "examples"):
+        shutil.copytree(os.path.join(ROOT, name), os.path.join(dest, name), ignore=ignore)
+    if with_artifacts and os.path.isdir(os.path.join(ROOT, "artifacts")):
+        shutil.copytree(os.path.join(ROOT, "artifacts"), os.path.join(dest, "artifacts"), ignore=ignore)
+        if os.path.exists(os.path.join(ROOT, ".doit.json")):
+            shutil.copy2(os.path.join(ROOT, ".doit.json"), dest)
+    return dest
+
+
+def doit(cwd, *args, env=None, doubles=(), timeout=600):
+    """Run the real doit command line; returns (exit code, stdout+stderr)."""
+    e = dict(os.environ)
+    e.update(env or {})
+    e["PYTHONPATH"] = os.pathsep.join(list(doubles) + [e.get("PYTHONPATH", "")]).strip(os.pathsep)
+    proc = subprocess.run([sys.executable, "-m", "doit"] + list(args), cwd=cwd, env=e, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=timeout)
+    return proc.returncode, proc.stdout
+
+
+def executed(output):
+    """Task names doit executed ('.  name') in an output."""
+    return [l[3:].strip() for l in output.splitlines() if l.startswith(".  ")]
+
+
+def assert_one_sentence_error(code, output, *needles):
+    assert code != 0, output
+    assert "Traceback" not in output, output
+    errors = [l for l in output.splitlines() if l.startswith("error")]
+    assert errors, output
+    for n in needles:
+        assert n in output, output
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory):
+    """A project copy on which the host chain (checkout, golden, onnx) has run once."""
+    if not HAS_HOST:
+        pytest.skip("needs torch and transformers")
+    dest = copy_project(str(tmp_path_factory.mktemp("project")), with_artifacts=False)
+    code, out = doit(dest)
+    assert code == 0, out
+    return dest

@@ -1,0 +1,154 @@
+"""GPU correctness of the CUDA kernels against the CPU reference ops (marker `gpu`; run on the
+GPU test machine). Also the full GPU runtime through the TensorRT double with real pycuda buffers."""
+import os
+
+import numpy as np
+import pytest
+
+from runtime import palette as pal
+from runtime import reference
+
+pytestmark = pytest.mark.gpu
+SIZES = [(1080, 1920), (479, 641), (1, 1), (2160, 4096), (1280, 720), (300, 7)]
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    from runtime.cuda_ops import Kernels, arch
+    from stages.runtime_check import compile_kernels
+    folder = str(tmp_path_factory.mktemp("cubins"))
+    compile_kernels(folder, arch())
+    return Kernels(folder)
+
+
+def meta(in_hw=(512, 512), logits_shape=(1, 35, 128, 128), pass_order="pillow13"):
+    return {"input": {"shape": [1, 3, in_hw[0], in_hw[1]]}, "output": {"shape": list(logits_shape)},
+            "palette": pal.palette_rgb(logits_shape[1]),
+            "preprocess": {"scale": 1 / 255.0, "mean": MEAN, "std": STD, "pass_order": pass_order}}
+
+
+def smooth_logits(rng, shape, dtype=np.float32):
+    import cv2
+    small = rng.randn(shape[1], 9, 9).astype(np.float32) * 4
+    return np.stack([cv2.resize(c, (shape[3], shape[2]), interpolation=cv2.INTER_CUBIC) for c in small])[None].astype(dtype)
+
+
+@pytest.mark.parametrize("hw", SIZES)
+@pytest.mark.parametrize("pass_order", ["pillow13", "horizontal_first"])
+def test_preprocess_matches_cpu_reference(kernels, hw, pass_order):
+    from runtime.gpu_pipeline import GpuPipeline
+    rng = np.random.RandomState(hw[0] * 7 + hw[1])
+    image = rng.randint(0, 256, hw + (3,)).astype(np.uint8)
+    gpu = GpuPipeline(kernels, meta(pass_order=pass_order))
+    gpu.upload(image)
+    gpu.preprocess()
+    got = gpu.download_input()
+    want = reference.preprocess(image, 512, 512, MEAN, STD, 1 / 255.0, pass_order)
+    err = np.abs(got - want).max()
+    print("preprocess %dx%d %s: max abs %.3g" % (hw[1], hw[0], pass_order, err))
+    assert err <= 1e-3
+
+
+def test_preprocess_fp16_input_buffer(kernels):
+    from runtime.gpu_pipeline import GpuPipeline
+    image = np.random.RandomState(1).randint(0, 256, (479, 641, 3)).astype(np.uint8)
+    gpu = GpuPipeline(kernels, meta(), input_dtype=np.float16)
+    gpu.upload(image)
+    gpu.preprocess()
+    want = reference.preprocess(image, 512, 512, MEAN, STD).astype(np.float16)
+    assert np.abs(gpu.download_input().astype(np.float32) - want.astype(np.float32)).max() <= 2e-3
+
+
+@pytest.mark.parametrize("hw", SIZES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_postprocess_matches_cpu_reference(kernels, hw, dtype):
+    from runtime.gpu_pipeline import GpuPipeline
+    rng = np.random.RandomState(hw[0] + hw[1])
+    logits = smooth_logits(rng, (1, 35, 128, 128), dtype)
+    gpu = GpuPipeline(kernels, meta(), output_dtype=dtype)
+    gpu.upload(np.zeros(hw + (3,), np.uint8))
+    gpu.upload_logits(logits)
+    gpu.postprocess()
+    got = gpu.download_mask()
+    want = reference.upsample_argmax(logits.astype(np.float32), hw[0], hw[1])
+    agree = float(np.mean(got == want))
+    print("postprocess %dx%d %s: agreement %.6f%% (%d of %d pixels differ)" % (
+        hw[1], hw[0], np.dtype(dtype).name, 100 * agree, int(np.sum(got != want)), got.size))
+    assert agree >= 0.9999
+
+
+def test_postprocess_differences_are_near_ties(kernels):
+    """Where GPU and CPU masks differ, the two classes' upsampled scores tie to float rounding."""
+    import torch
+    from runtime.gpu_pipeline import GpuPipeline
+    logits = smooth_logits(np.random.RandomState(5), (1, 35, 128, 128))
+    gpu = GpuPipeline(kernels, meta())
+    gpu.upload(np.zeros((1080, 1920, 3), np.uint8))
+    gpu.upload_logits(logits)
+    gpu.postprocess()
+    got = gpu.download_mask()
+    up = torch.nn.functional.interpolate(torch.from_numpy(logits).double(), size=(1080, 1920), mode="bilinear",
+                                         align_corners=False)[0].numpy()
+    ys, xs = np.nonzero(got != reference.upsample_argmax(logits, 1080, 1920))
+    gaps = np.abs(up[got[ys, xs], ys, xs] - up.max(axis=0)[ys, xs])
+    print("postprocess ties: %d differing pixels, largest score gap %.3g" % (len(ys), gaps.max() if len(ys) else 0))
+    assert len(ys) == 0 or gaps.max() < 1e-4
+
+
+@pytest.mark.parametrize("hw", [(1080, 1920), (479, 641), (1, 1)])
+def test_overlay_within_one_level(kernels, hw):
+    from runtime.gpu_pipeline import GpuPipeline
+    rng = np.random.RandomState(3)
+    image = rng.randint(0, 256, hw + (3,)).astype(np.uint8)
+    logits = smooth_logits(rng, (1, 35, 128, 128))
+    gpu = GpuPipeline(kernels, meta())
+    gpu.upload(image)
+    gpu.upload_logits(logits)
+    gpu.postprocess()
+    mask = gpu.download_mask()
+    got = gpu.overlay(0.4)
+    want = reference.blend(image, mask, pal.bgr_table(pal.palette_rgb(35)), 0.4)
+    assert np.abs(got.astype(int) - want).max() <= 1
+
+
+def test_buffers_are_reused_until_the_frame_size_changes(kernels):
+    from runtime.gpu_pipeline import GpuPipeline
+    gpu = GpuPipeline(kernels, meta())
+    gpu.upload(np.zeros((100, 200, 3), np.uint8))
+    first = gpu.frame
+    gpu.upload(np.ones((100, 200, 3), np.uint8))
+    assert gpu.frame is first
+    gpu.upload(np.ones((101, 200, 3), np.uint8))
+    assert gpu.frame is not first
+
+
+@pytest.mark.parametrize("api", ["8.2", "10"])
+def test_gpu_runtime_through_tensorrt_double(kernels, api, tmp_path, monkeypatch):
+    """Real kernels + real pycuda buffers + the TensorRT double (ONNX Runtime inside) vs golden."""
+    import subprocess
+    import sys
+    from conftest import ROOT, TRT_DOUBLE
+    if not os.path.isfile(os.path.join(ROOT, "artifacts", "onnx", "model.onnx")):
+        pytest.skip("needs the host's artifacts (carry artifacts/ to the GPU machine)")
+    script = (
+        "import sys, json; sys.path.insert(0, %r)\n"
+        "from stages.config import load\nfrom stages.layout import Layout\nfrom stages import engine, files\n"
+        "from stages.select import open_runtime\nfrom runtime.images import read_image\nfrom stages.golden import load_case\n"
+        "cfg = load(); cfg['artifacts'] = %r; L = Layout(cfg)\n"
+        "import shutil; shutil.copytree(%r, L.onnx_dir); shutil.copytree(%r, L.golden_dir)\n"
+        "engine.run_build(cfg['engine'], L)\n"
+        "from runtime.cuda_ops import Kernels\n"
+        "seg = open_runtime(L, 'tensorrt', pre_post='cpu')\n"
+        "from runtime.segmenter import Segmenter\nseg = Segmenter(seg.backend, Kernels(%r))\n"
+        "rec = files.read_json(L.golden_json)['images'][0]\n"
+        "mask = seg.segment(read_image(rec['source'])).mask\n"
+        "print('AGREE', (mask == load_case(rec)[2]).mean(), seg.backend.describe()['api'])\n"
+    ) % (ROOT, str(tmp_path / "artifacts"), os.path.join(ROOT, "artifacts", "onnx"),
+         os.path.join(ROOT, "artifacts", "golden"), kernels.folder)
+    env = dict(os.environ, TRT_DOUBLE_API=api, PYTHONPATH=os.pathsep.join([TRT_DOUBLE, os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True).stdout
+    print(out[-600:])
+    agree = float(out.split("AGREE")[1].split()[0])
+    assert agree >= 0.999
