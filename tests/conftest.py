@@ -83,3 +83,19 @@ def built_project(tmp_path_factory):
     code, out = doit(dest)
     assert code == 0, out
     return dest
+
+
+@pytest.fixture
+def project(built_project, tmp_path):
+    """A private copy of the built project (artifacts and doit state included) to mutate."""
+    dest = str(tmp_path / "p")
+    shutil.copytree(built_project, dest)
+    return dest
+
+
+def edit_yaml(path, old, new):
+    with open(path) as f:
+        text = f.read()
+    assert old in text, old
+    with open(path, "w") as f:
+        f.write(text.replace(old, new))
