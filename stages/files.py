@@ -14,7 +14,7 @@ def atomic_path(path, suffix=""):
     """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix + ".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp" + suffix, dir=folder)
     os.close(fd)
     try:
         yield tmp

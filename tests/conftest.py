@@ -99,3 +99,26 @@ def edit_yaml(path, old, new):
     assert old in text, old
     with open(path, "w") as f:
         f.write(text.replace(old, new))
+
+
+def rewrite_onnx_with_layernorm(project):
+    """Replace the project's model.onnx by an opset-17 graph with LayerNormalization (what
+    TensorRT 8.2 cannot parse), keeping its sidecar consistent."""
+    import hashlib
+    import json
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [1, 3, 256, 256])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 256, 256])
+    scale = helper.make_tensor("s", TensorProto.FLOAT, [256], [1.0] * 256)
+    node = helper.make_node("LayerNormalization", ["pixel_values", "s"], ["logits"], axis=-1, name="ln_0")
+    model = helper.make_model(helper.make_graph([node], "g", [x], [y], [scale]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    data = model.SerializeToString()
+    onnx_dir = os.path.join(project, "artifacts", "onnx")
+    with open(os.path.join(onnx_dir, "model.onnx"), "wb") as f:
+        f.write(data)
+    with open(os.path.join(onnx_dir, "model.json")) as f:
+        meta = json.load(f)
+    meta["onnx_sha256"] = hashlib.sha256(data).hexdigest()
+    with open(os.path.join(onnx_dir, "model.json"), "w") as f:
+        json.dump(meta, f)

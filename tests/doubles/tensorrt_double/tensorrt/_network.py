@@ -166,6 +166,8 @@ class Builder(object):
 
     def build_serialized_network(self, network, config):
         import os
+        import time
+        time.sleep(float(os.environ.get("TRT_DOUBLE_SLOW_BUILD", "0")))  # emulate a long Jetson build
         if os.environ.get("TRT_DOUBLE_FAIL_BUILD"):
             self.logger.log(trt.ILogger.ERROR, "Requested amount of GPU memory could not be allocated (double)")
             return None
