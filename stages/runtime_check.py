@@ -8,11 +8,12 @@ from stages import files
 from stages.errors import DeviceError
 from stages.layout import kernel_sources
 
-CUDA_BIN = "/usr/local/cuda/bin"
 
 
 def find_nvcc():
-    nvcc = shutil.which("nvcc") or (os.path.join(CUDA_BIN, "nvcc") if os.path.isfile(os.path.join(CUDA_BIN, "nvcc")) else None)
+    """nvcc from PATH, else from $CUDA_HOME/bin (default /usr/local/cuda, where JetPack puts it)."""
+    fallback = os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "nvcc")
+    nvcc = shutil.which("nvcc") or (fallback if os.path.isfile(fallback) else None)
     if not nvcc:
         raise DeviceError("nvcc is not on PATH, so the CUDA kernels cannot be compiled: run `export "
                           "PATH=/usr/local/cuda/bin:$PATH` (JetPack installs it there) and retry.")
