@@ -68,6 +68,20 @@ class Segmenter(object):
                                    input_dtype=getattr(b, "input_dtype", np.float32),
                                    output_dtype=getattr(b, "output_dtype", np.float32))
 
+    @classmethod
+    def from_path(cls, model, backend="auto", kernels_dir=None, keep_logits=False):
+        """A segmenter for an engine folder or an .onnx file; GPU pre/post when kernels_dir holds
+        cubins compiled for this GPU (doit runtime_check writes them to artifacts/kernels/sm_XX)."""
+        kernels = None
+        if kernels_dir:
+            from runtime.cuda_ops import Kernels
+            kernels = Kernels(kernels_dir)
+        return cls(make_backend(model, backend), kernels, keep_logits)
+
+    def overlay(self, image_bgr, mask, alpha=0.5):
+        """The mask in this model's palette blended over the image, with a legend."""
+        return overlay(image_bgr, mask, alpha, self.labels, self.palette)
+
     @property
     def pre_post(self):
         return "gpu" if self.gpu else "cpu"

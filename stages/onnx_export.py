@@ -108,7 +108,6 @@ def parity(onnx_path, golden_json, limits, labels):
 
 
 def run_onnx(model_dir, onnx_cfg, layout):
-    import onnx
     manifest = files.read_json(layout.manifest)
     seconds = export_graph(model_dir, manifest, onnx_cfg["opset"], layout.onnx_model + ".export")
     try:

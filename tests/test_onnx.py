@@ -1,7 +1,6 @@
 """The onnx link: TensorRT gate, parity that fails (never warns), determinism, the B4 scale test."""
 import json
 import os
-import time
 
 import numpy as np
 import onnx

@@ -105,3 +105,13 @@ def test_tensorrt_backend_on_both_apis_through_the_doubles(project, api, expect_
     assert "RESULT" in out, out
     agree, api_name = out.split("RESULT")[1].split()[:2]
     assert float(agree) >= 0.999 and api_name == expect_api
+
+
+def test_segmenter_from_path_and_overlay(built_project):
+    from runtime.images import read_image
+    from runtime.segmenter import Segmenter
+    seg = Segmenter.from_path(os.path.join(built_project, "artifacts", "onnx", "model.onnx"), backend="onnxruntime")
+    image = read_image(os.path.join(built_project, "examples", "odd_641x479.jpg"))
+    result = seg.segment(image)
+    picture = seg.overlay(image, result.mask, 0.5)
+    assert seg.pre_post == "cpu" and picture.shape == image.shape and not np.array_equal(picture, image)

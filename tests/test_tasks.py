@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import assert_one_sentence_error, doit, executed
+from conftest import assert_one_sentence_error, doit
 
 
 def test_verify_passes_and_writes_report_and_pictures(project):
