@@ -134,10 +134,12 @@ def run_bench(cfg, layout, variables):
     except ValueError:
         raise ConfigError("n=%s must be a whole number of iterations." % variables.get("n"))
     warmup = cfg["bench"]["warmup"]
+    t0 = time.perf_counter()
     seg = open_runtime(layout, variables.get("backend", "auto"))
+    load_ms = 1000.0 * (time.perf_counter() - t0)
     fp = device.fingerprint()
     report = {"device": fp, "runtime": describe(seg), "image": cfg["bench"]["image"], "iterations": n,
-              "warmup": warmup, "targets": TARGETS}
+              "warmup": warmup, "targets": TARGETS, "load_ms": load_ms}
     report["pipeline"] = pipeline_bench(seg, cfg["bench"]["image"], n, warmup)
     engine_ms = report["pipeline"]["infer"]["p50"] if seg.backend.name == "tensorrt" else None
     report["kernels_vs_cpu"] = kernel_ratios(layout, n, warmup, engine_ms)
@@ -155,7 +157,8 @@ def print_summary(r, path):
         r["runtime"]["backend"], r["runtime"]["pre_post"].upper(), r["image"], r["iterations"]))
     for k in sorted(k for k in p if k != "fps"):
         print("  %-12s p50 %8.2f  p90 %8.2f  p99 %8.2f ms" % (k, p[k]["p50"], p[k]["p90"], p[k]["p99"]))
-    print("  FPS (p50 of total): %.1f" % p["fps"])
+    print("  FPS (p50 of total): %.1f; loading the model (deserialize, buffers, kernels) took %.0f ms" % (
+        p["fps"], r["load_ms"]))
     k = r.get("kernels_vs_cpu")
     if k:
         print("  GPU vs CPU at %s, logits %s: preprocess %.1fx, postprocess %.1fx faster (with transfers)" % (

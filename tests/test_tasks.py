@@ -107,7 +107,8 @@ def test_bench_json_has_the_documented_fields(project):
     path = glob.glob(os.path.join(project, "artifacts", "bench", "*.json"))[0]
     with open(path) as f:
         r = json.load(f)
-    assert set(r) >= {"device", "runtime", "image", "iterations", "warmup", "pipeline", "kernels_vs_cpu", "targets"}
+    assert set(r) >= {"device", "runtime", "image", "iterations", "warmup", "pipeline", "kernels_vs_cpu", "targets",
+                      "load_ms"}
     for stage in ("read", "preprocess", "infer", "postprocess", "total"):
         assert set(r["pipeline"][stage]) >= {"p50", "p90", "p99", "mean", "n"}
     assert r["pipeline"]["fps"] > 0 and r["iterations"] == 3
