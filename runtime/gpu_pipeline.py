@@ -26,7 +26,8 @@ class GpuPipeline(object):
         palette = np.ascontiguousarray(np.asarray(meta["palette"], np.uint8)[:, ::-1])
         self.palette, self.colors = drv.to_device(palette), np.int32(len(palette))
         self.frame = None
-        self.events = dict((n, drv.Event()) for n in ("start", "upload", "preprocess", "postprocess", "download"))
+        self.events = dict((n, drv.Event()) for n in ("start", "upload", "preprocess", "infer", "postprocess",
+                                                       "download"))
 
     def _frame(self, h, w):
         if self.frame is None or (self.frame.h, self.frame.w) != (h, w):
@@ -59,7 +60,6 @@ class GpuPipeline(object):
     def postprocess(self):
         """Fused bilinear upsample + argmax of the output buffer into the frame's mask."""
         f = self.frame
-        self.events["infer"] = self.drv.Event()
         self.events["infer"].record(self.stream)
         launch(self.k.upsample_argmax[self.output_dtype], f.w, f.h,
                [self.output, np.int32(self.classes), np.int32(self.out_h), np.int32(self.out_w),
@@ -77,7 +77,7 @@ class GpuPipeline(object):
         """Milliseconds per stage of the last frame, from CUDA events."""
         e = self.events
         order = ["start", "upload", "preprocess", "infer", "postprocess", "download"]
-        return dict((b, e[b].time_since(e[a])) for a, b in zip(order, order[1:]) if a in e and b in e)
+        return dict((b, e[b].time_since(e[a])) for a, b in zip(order, order[1:]))
 
     def overlay(self, alpha):
         """Colourize + blend the last mask over the last image on the GPU; returns BGR uint8."""

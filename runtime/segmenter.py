@@ -45,7 +45,8 @@ def make_backend(model, backend="auto", current_device=None, onnx_fallback=None)
         if not engine:
             raise EngineError("No TensorRT engine in %s: build it on this device with `doit build_engine`." % meta_folder)
         from runtime.backends.tensorrt_backend import TensorRTBackend
-        return TensorRTBackend(meta_folder, meta, current_device or {})
+        from runtime.device import identity
+        return TensorRTBackend(meta_folder, meta, current_device or identity())
     if not onnx:
         raise EngineError("No model.onnx for %s: run `doit onnx` on the host (or copy the bundle)." % meta_folder)
     from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
