@@ -50,8 +50,9 @@ def to_bgr8(img):
     if img.mode == "F":
         grey = np.clip(np.round(np.asarray(img)), 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
-    rgb = np.asarray(img.convert("RGB"))
-    return np.ascontiguousarray(rgb[..., ::-1])
+    import cv2
+    rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # one pass, contiguous output
 
 
 def list_images(folder):
