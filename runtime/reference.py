@@ -39,16 +39,18 @@ def resample_coeffs(in_size, out_size):
 
 
 def _pass(src, bounds, weights, axis):
-    """One fixed-point pass along `axis` (1: horizontal, 0: vertical) of an HxWxC uint8 image."""
-    ksize = weights.shape[1]
-    idx = bounds[:, :1] + np.arange(ksize)[None, :]
-    idx = np.minimum(idx, src.shape[axis] - 1)
-    taps = np.take(src.astype(np.int64), idx, axis=axis)  # axis replaced by (out, ksize)
-    if axis == 1:
-        acc = np.einsum("hokc,ok->hoc", taps, weights.astype(np.int64))
-    else:
-        acc = np.einsum("okwc,ok->owc", taps, weights.astype(np.int64))
-    acc = (acc + (1 << (PRECISION_BITS - 1))) >> PRECISION_BITS
+    """One fixed-point pass along `axis` (1: horizontal, 0: vertical) of an HxWxC uint8 image.
+    Accumulates tap by tap in int32, which cannot overflow: 255 * 2**22 summed over weights that
+    add up to 2**22 stays below 2**31."""
+    n_in = src.shape[axis]
+    shape = (1, -1, 1) if axis == 1 else (-1, 1, 1)
+    acc = None
+    for j in range(weights.shape[1]):
+        taps = np.take(src, np.minimum(bounds[:, 0] + j, n_in - 1), axis=axis).astype(np.int32)
+        term = taps * weights[:, j].astype(np.int32).reshape(shape)
+        acc = term if acc is None else acc + term
+    acc += 1 << (PRECISION_BITS - 1)
+    acc >>= PRECISION_BITS
     return np.clip(acc, 0, 255).astype(np.uint8)
 
 
