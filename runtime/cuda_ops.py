@@ -13,14 +13,20 @@ KERNEL_FILES = ("preprocess", "postprocess", "overlay")
 BLOCK = (32, 8, 1)
 
 
+_DRIVER = []
+
+
 def driver():
-    """pycuda.driver with the primary context made current, or DeviceError."""
+    """pycuda.driver with the primary context made current (resolved once), or DeviceError."""
+    if _DRIVER:
+        return _DRIVER[0]
     try:
         import pycuda.driver as drv
         try:
             import pycuda.autoprimaryctx  # noqa: F401  (pycuda >= 2021.1: shares the primary context)
         except ImportError:
             import pycuda.autoinit  # noqa: F401
+        _DRIVER.append(drv)
         return drv
     except Exception as e:
         raise DeviceError("CUDA is not usable here (%s): install pycuda and run on a machine with an "

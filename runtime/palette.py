@@ -1,4 +1,6 @@
 """Class colours, the legend of the classes present, and palette PNG masks."""
+import io
+
 import cv2
 import numpy as np
 from PIL import Image
@@ -59,7 +61,6 @@ def draw_legend(image_bgr, mask, labels, palette, max_rows=12):
 
 def encode_mask_png(mask, palette):
     """PNG bytes of `mask` as a palette image: class ids stay exact, viewers show colours."""
-    import io
     img = Image.fromarray(np.ascontiguousarray(mask, np.uint8))
     flat = [v for c in palette for v in c]
     img.putpalette(flat + [0] * (768 - len(flat)))

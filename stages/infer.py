@@ -63,7 +63,7 @@ class Stats(object):
             self.done, len(self.failed), stages or "-", self.done / wall if wall > 0 else 0.0)
 
 
-def write_outputs(seg, image, result, out_dir, stem, opts):
+def write_outputs(seg, result, out_dir, stem, opts):
     import cv2
     from runtime.palette import encode_mask_png
     if opts["mode"] in ("mask", "both"):
@@ -84,7 +84,7 @@ def infer_images(seg, paths, opts, stats):
             print("infer: [%d/%d] skipped: %s" % (i + 1, len(paths), e))
             continue
         result = seg.segment(image, overlay_alpha=opts["alpha"])
-        write_outputs(seg, image, result, opts["out"], stem, opts)
+        write_outputs(seg, result, opts["out"], stem, opts)
         stats.add(result.timings)
         print("infer: [%d/%d] %s %dx%d: %s" % (i + 1, len(paths), path, image.shape[1], image.shape[0], ", ".join(
             "%s %.1f ms" % kv for kv in sorted(result.timings.items()))))
@@ -102,7 +102,7 @@ def infer_stream(seg, source, kind, opts, stats):
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     stem = os.path.splitext(os.path.basename(source))[0] if kind == "video" else kind
     video_path = os.path.join(opts["out"], stem + "_overlay.mp4")
-    writer, tmp = None, None
+    writer = None
     try:
         with files.atomic_path(video_path, suffix=".mp4") as tmp:
             while not opts["limit"] or stats.done < opts["limit"]:
@@ -114,7 +114,7 @@ def infer_stream(seg, source, kind, opts, stats):
                     writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (frame.shape[1], frame.shape[0]))
                 writer.write(result.overlay)
                 if opts["mode"] in ("mask", "both"):
-                    write_outputs(seg, frame, result, os.path.join(opts["out"], stem + "_masks"),
+                    write_outputs(seg, result, os.path.join(opts["out"], stem + "_masks"),
                                   "%06d" % stats.done, {"mode": "mask"})
                 stats.add(result.timings)
                 print("\rinfer: frame %d%s  %.1f ms" % (stats.done, "/%d" % total if total else "",

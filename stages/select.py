@@ -8,7 +8,7 @@ from stages.errors import DeviceError, EngineError
 
 def kernels_for_this_gpu(layout, required):
     """Loaded cubins for this GPU, or None (CPU ops) when they are absent and not required."""
-    if device.probe_gpu() is None:
+    if device.fingerprint()["gpu"] is None:
         if required:
             raise DeviceError("The GPU kernels need a CUDA GPU with pycuda, and this machine has none: "
                               "run on the device, or use the CPU path.")

@@ -138,12 +138,13 @@ def build(trt, onnx_bytes, settings, groups, timing_cache, log_lines):
     """ONNX bytes -> (plan bytes, timing cache bytes, info). Raises EngineError with one sentence."""
     logger = make_logger(trt, log_lines)
     builder = trt.Builder(logger)
-    network = builder.create_network(network_flags(trt, builder))
+    flags = network_flags(trt, builder)
+    network = builder.create_network(flags)
     parser = parse(trt, network, logger, onnx_bytes)
     config = builder.create_builder_config()
     info = {"workspace_api": set_workspace(trt, config, settings["workspace_mb"] << 20),
             "workspace_mb": settings["workspace_mb"], "layers": network.num_layers,
-            "explicit_batch_flag": network_flags(trt, builder) != 0}
+            "explicit_batch_flag": flags != 0}
     info["pinned_fp32"] = set_precision(trt, builder, config, network, settings["precision"], groups,
                                         settings["keep_fp32"])
     cache = config.create_timing_cache(timing_cache or b"")

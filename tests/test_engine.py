@@ -80,17 +80,24 @@ def test_timing_cache_is_reused(project):
         assert json.load(f)["builds"] == 2
 
 
+def built_engine_bytes(project, new_workspace_mb):
+    """Build once, then change a setting so the next build_engine must rebuild; returns the
+    engine path and its bytes."""
+    build(project)
+    path = os.path.join(engine_dir(project), "model.engine")
+    with open(path, "rb") as f:
+        before = f.read()
+    edit_yaml(os.path.join(project, "pipeline.yaml"), "workspace_mb: 1024", "workspace_mb: %d" % new_workspace_mb)
+    return path, before
+
+
 def test_fp16_without_fast_fp16_is_an_error(project):
     code, out = build(project, "8.2", TRT_DOUBLE_FAST_FP16="0")
     assert_one_sentence_error(code, out, "no fast fp16", "engine.precision: fp32")
 
 
 def test_failed_build_keeps_the_previous_engine_and_mentions_swap(project):
-    build(project)
-    path = os.path.join(engine_dir(project), "model.engine")
-    with open(path, "rb") as f:
-        before = f.read()
-    edit_yaml(os.path.join(project, "pipeline.yaml"), "workspace_mb: 1024", "workspace_mb: 2048")
+    path, before = built_engine_bytes(project, 2048)
     code, out = build(project, "8.2", TRT_DOUBLE_FAIL_BUILD="1")
     assert_one_sentence_error(code, out, "could not build the engine", "swap")
     with open(path, "rb") as f:
@@ -113,11 +120,7 @@ def test_host_without_tensorrt_stops_at_once(project):
 
 
 def test_ctrl_c_during_build_keeps_previous_engine_and_next_run_rebuilds(project):
-    build(project)
-    path = os.path.join(engine_dir(project), "model.engine")
-    with open(path, "rb") as f:
-        before = f.read()
-    edit_yaml(os.path.join(project, "pipeline.yaml"), "workspace_mb: 1024", "workspace_mb: 4096")
+    path, before = built_engine_bytes(project, 4096)
     env = dict(os.environ, TRT_DOUBLE_API="8.2", TRT_DOUBLE_SLOW_BUILD="5",
                PYTHONPATH=os.pathsep.join(DOUBLES + (os.environ.get("PYTHONPATH", ""),)))
     proc = subprocess.Popen([sys.executable, "-m", "doit", "build_engine"], cwd=project, env=env,
