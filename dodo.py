@@ -8,13 +8,13 @@ from importlib.util import find_spec
 from doit import get_var
 from doit.tools import config_changed
 
-from stages import actions
-from stages.actions import run
-from stages.config import load, slice_of
-from stages.errors import PipelineError
-from stages.layout import Layout, kernel_sources
-from stages.uptodate import settings_changed
-from stages import device
+from stages.common import actions
+from stages.common.actions import run
+from stages.common.config import load, slice_of
+from stages.common.errors import PipelineError
+from stages.common.layout import Layout, kernel_sources
+from stages.common.uptodate import settings_changed
+from stages.device import settings as device
 
 try:
     from doit import doit_cmd
@@ -42,15 +42,15 @@ def _vars(*names):
 def _host_only(name):
     msg = ("'doit %s' runs on the host: it needs torch and transformers (pip install -r requirements.txt); "
            "on the device, copy the host's artifacts with 'doit bundle' instead." % name)
-    return {"actions": [run("stages.device:refuse", msg)], "uptodate": [False]}
+    return {"actions": [run("stages.device.settings:refuse", msg)], "uptodate": [False]}
 
 
 def task_checkout():
     """Resolve model.path (download only if model.repo_id is set), validate it, write the manifest."""
     if not HOST:
         return _host_only("checkout")
-    from stages.checkout import model_files
-    return {"actions": [run("stages.checkout:run_checkout", CFG["model"], L.manifest)],
+    from stages.host.checkout import model_files
+    return {"actions": [run("stages.host.checkout:run_checkout", CFG["model"], L.manifest)],
             "file_dep": model_files(CFG["model"]["path"]), "targets": [L.manifest],
             "uptodate": [config_changed(slice_of(CFG, "model"))], "clean": True}
 
@@ -59,7 +59,7 @@ def task_golden():
     """Run transformers on the CPU: golden input tensors, logits, masks and overlays."""
     if not HOST:
         return _host_only("golden")
-    return {"actions": [run("stages.golden:run_golden", CFG["model"]["path"], L, CFG["golden"]["overlay_alpha"])],
+    return {"actions": [run("stages.host.golden:run_golden", CFG["model"]["path"], L, CFG["golden"]["overlay_alpha"])],
             "file_dep": [L.manifest] + L.images, "targets": L.golden_targets(),
             "uptodate": [config_changed(slice_of(CFG, "golden"))], "clean": True}
 
@@ -68,7 +68,7 @@ def task_onnx():
     """Export model.onnx, check, simplify, gate it for the target TensorRT, prove parity."""
     if not HOST:
         return _host_only("onnx")
-    return {"actions": [run("stages.onnx_export:run_onnx", CFG["model"]["path"], CFG["onnx"], L)],
+    return {"actions": [run("stages.host.onnx_export:run_onnx", CFG["model"]["path"], CFG["onnx"], L)],
             "file_dep": [L.manifest, L.golden_json],
             "targets": [L.onnx_model, L.onnx_sidecar, L.onnx_report],
             "uptodate": [config_changed(slice_of(CFG, "onnx"))], "clean": True}
@@ -77,8 +77,8 @@ def task_onnx():
 def task_build_engine():
     """Build the TensorRT engine for this device (run it on the device, e.g. the Jetson Nano)."""
     if not DEVICE:
-        return {"actions": [run("stages.device:refuse_engine")], "uptodate": [False]}
-    return {"actions": [run("stages.engine:run_build", CFG["engine"], L)],
+        return {"actions": [run("stages.device.settings:refuse_engine")], "uptodate": [False]}
+    return {"actions": [run("stages.device.engine:run_build", CFG["engine"], L)],
             "file_dep": [L.onnx_model, L.onnx_sidecar],
             "uptodate": [settings_changed("engine settings or device", lambda: device.engine_settings(CFG["engine"], L)),
                          device.engine_present(L)]}
@@ -87,8 +87,8 @@ def task_build_engine():
 def task_runtime_check():
     """Compile the CUDA kernels for this GPU and run one inference through the runtime."""
     if not CUDA:
-        return {"actions": [run("stages.device:refuse_cuda", "runtime_check")], "uptodate": [False]}
-    return {"actions": [run("stages.runtime_check:run_check", L, CFG)],
+        return {"actions": [run("stages.device.settings:refuse_cuda", "runtime_check")], "uptodate": [False]}
+    return {"actions": [run("stages.device.runtime_check:run_check", L, CFG)],
             "file_dep": kernel_sources() + [L.onnx_model, L.golden_json],
             "uptodate": [settings_changed("device or engine", lambda: device.check_settings(L, CFG))]}
 
@@ -96,7 +96,7 @@ def task_runtime_check():
 def task_verify():
     """Check the runtime against the golden files: input tensor, logits, end-to-end mask."""
     backend = get_var("backend", CFG["verify"]["backend"])
-    return {"actions": [run("stages.verify:run_verify", CFG, L, backend)],
+    return {"actions": [run("stages.device.verify:run_verify", CFG, L, backend)],
             "file_dep": L.golden_targets() + [L.onnx_model, L.onnx_sidecar],
             "targets": [L.verify_dir + "/report.json"],
             "uptodate": [settings_changed("backend, thresholds or engine",
@@ -105,18 +105,19 @@ def task_verify():
 
 def task_infer():
     """Segment image=PATH (image, folder, video, camera index or GStreamer pipeline)."""
-    return {"actions": [run("stages.infer:run_infer", CFG, L, _vars("image", "out", "alpha", "mode", "backend"))],
+    return {"actions": [run("stages.device.infer:run_infer", CFG, L, _vars("image", "out", "alpha", "mode", "backend"))],
             "uptodate": [False], "verbosity": 2}
 
 
 def task_bench():
     """Benchmark each stage (p50/p90/p99, FPS) and the GPU-vs-CPU pre/post ratios."""
-    return {"actions": [run("stages.bench:run_bench", CFG, L, _vars("backend", "n", "cpu"))],
+    return {"actions": [run("stages.device.bench:run_bench", CFG, L, _vars("backend", "n", "cpu"),
+                             "stages.host.cpu_compare:cpu_backends" if HOST else None)],
             "uptodate": [False], "verbosity": 2}
 
 
 def task_bundle():
     """Pack what the device needs into one tarball (artifacts/bundle/...tar.gz)."""
-    from stages.bundle import bundle_inputs
-    return {"actions": [run("stages.bundle:run_bundle", CFG, L)],
+    from stages.common.bundle import bundle_inputs
+    return {"actions": [run("stages.common.bundle:run_bundle", CFG, L)],
             "file_dep": bundle_inputs(CFG, L), "targets": [L.bundle], "clean": True}

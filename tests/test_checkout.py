@@ -6,8 +6,8 @@ import shutil
 import pytest
 
 from conftest import ROOT
-from stages import checkout
-from stages.errors import CheckoutError
+from stages.host import checkout
+from stages.common.errors import CheckoutError
 
 MODEL = os.path.join(ROOT, "models", "segformer-tiny-sidewalk")
 

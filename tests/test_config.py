@@ -4,8 +4,8 @@ import os
 import pytest
 
 from conftest import ROOT
-from stages import config
-from stages.errors import ConfigError
+from stages.common import config
+from stages.common.errors import ConfigError
 
 
 def load_text(tmp_path, text):

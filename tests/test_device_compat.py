@@ -10,9 +10,7 @@ import pytest
 
 from conftest import ROOT, doit, executed
 
-DEVICE_MODULES = ["dodo.py", "runtime"] + ["stages/%s.py" % m for m in (
-    "__init__", "actions", "bench", "bundle", "compare", "config", "device", "engine", "errors", "files",
-    "golden", "infer", "layout", "runtime_check", "select", "trt_builder", "uptodate", "verify")]
+DEVICE_MODULES = ["dodo.py", "runtime", "stages/__init__.py", "stages/common", "stages/device"]
 
 
 def test_device_modules_pass_vermin_for_python_3_6():
@@ -26,10 +24,10 @@ def test_device_modules_pass_vermin_for_python_3_6():
 
 def test_device_import_path_never_imports_torch(built_project):
     code = ("import sys; sys.path.insert(0, '.')\n"
-            "import stages.engine, stages.verify, stages.infer, stages.bench, stages.runtime_check, stages.select\n"
+            "import stages.device.engine, stages.device.verify, stages.device.infer, stages.device.bench, stages.device.runtime_check, stages.device.select\n"
             "import runtime.segmenter, runtime.gpu_pipeline, runtime.backends.tensorrt_backend\n"
-            "import runtime.backends.onnxruntime_backend, stages.golden\n"
-            "from stages.config import load; from stages.layout import Layout; from stages.select import open_runtime\n"
+            "import runtime.backends.onnxruntime_backend\n"
+            "from stages.common.config import load; from stages.common.layout import Layout; from stages.device.select import open_runtime\n"
             "seg = open_runtime(Layout(load()), 'onnxruntime')\n"
             "print('HEAVY', [m for m in ('torch', 'transformers') if m in sys.modules])\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=built_project, stdout=subprocess.PIPE,
@@ -45,12 +43,12 @@ def test_bundle_holds_exactly_what_the_device_needs(project):
         names = set(n[len("segformer-trt/"):] for n in tar.getnames())
         manifest = json.loads(tar.extractfile("segformer-trt/BUNDLE_MANIFEST.json").read().decode())
         onnx_bytes = tar.extractfile("segformer-trt/artifacts/onnx/model.onnx").read()
-    for need in ("dodo.py", "pipeline.yaml", "requirements-device.txt", "stages/engine.py", "runtime/segmenter.py",
+    for need in ("dodo.py", "pipeline.yaml", "requirements-device.txt", "stages/device/engine.py", "runtime/segmenter.py",
                  "runtime/kernels/preprocess.cu", "artifacts/onnx/model.onnx", "artifacts/onnx/model.json",
                  "artifacts/checkout/manifest.json", "artifacts/golden/golden.json",
                  "artifacts/golden/00_street_1920x1080/input.npy", "examples/odd_641x479.jpg", "BUNDLE_MANIFEST.json"):
         assert need in names, need
-    assert not [n for n in names if n.startswith(("models/", "tests/", ".venv")) or n.endswith(".pyc")]
+    assert not [n for n in names if n.startswith(("models/", "tests/", ".venv", "stages/host/")) or n.endswith(".pyc")]
     import hashlib
     assert manifest["files"]["artifacts/onnx/model.onnx"] == hashlib.sha256(onnx_bytes).hexdigest()
     assert set(manifest["files"]) == names - {"BUNDLE_MANIFEST.json"}

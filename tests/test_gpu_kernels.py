@@ -16,7 +16,7 @@ MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 @pytest.fixture(scope="module")
 def kernels(tmp_path_factory):
     from runtime.cuda_ops import Kernels, arch
-    from stages.runtime_check import compile_kernels
+    from stages.device.runtime_check import compile_kernels
     folder = str(tmp_path_factory.mktemp("cubins"))
     compile_kernels(folder, arch())
     return Kernels(folder)
@@ -133,8 +133,8 @@ def test_gpu_runtime_through_tensorrt_double(kernels, api, tmp_path, monkeypatch
         pytest.skip("needs the host's artifacts (carry artifacts/ to the GPU machine)")
     script = (
         "import sys, json; sys.path.insert(0, %r)\n"
-        "from stages.config import load\nfrom stages.layout import Layout\nfrom stages import engine, files\n"
-        "from stages.select import open_runtime\nfrom runtime.images import read_image\nfrom stages.golden import load_case\n"
+        "from stages.common.config import load\nfrom stages.common.layout import Layout\nfrom stages.device import engine\nfrom stages.common import files\n"
+        "from stages.device.select import open_runtime\nfrom runtime.images import read_image\nfrom runtime.golden import load_case\n"
         "cfg = load(); cfg['artifacts'] = %r; L = Layout(cfg)\n"
         "import shutil; shutil.copytree(%r, L.onnx_dir); shutil.copytree(%r, L.golden_dir)\n"
         "engine.run_build(cfg['engine'], L)\n"

@@ -8,8 +8,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from conftest import doit, edit_yaml, executed
-from stages import onnx_gate
-from stages.errors import GateError, ToleranceError
+from stages.host import onnx_gate
+from stages.common.errors import GateError, ToleranceError
 
 pytestmark = pytest.mark.host
 
@@ -51,7 +51,7 @@ def test_report_figures(built_project):
 
 def test_perturbed_onnx_fails_parity(built_project, tmp_path):
     from onnx import numpy_helper
-    from stages.onnx_export import parity
+    from stages.host.onnx_export import parity
     model = onnx.load(os.path.join(built_project, "artifacts", "onnx", "model.onnx"))
     init = max(model.graph.initializer, key=lambda t: np.prod(t.dims))
     arr = numpy_helper.to_array(init).copy()
@@ -96,7 +96,7 @@ def test_segformer_b4_architecture_exports_through_the_same_code(tmp_path):
     random weights, exported by export_graph; records time and peak memory."""
     import resource
     from transformers import SegformerConfig, SegformerForSemanticSegmentation
-    from stages.onnx_export import check_and_simplify, export_graph
+    from stages.host.onnx_export import check_and_simplify, export_graph
     cfg = SegformerConfig(depths=[3, 8, 27, 3], hidden_sizes=[64, 128, 320, 512], decoder_hidden_size=768,
                           num_labels=35, num_attention_heads=[1, 2, 5, 8])
     model_dir = str(tmp_path / "b4")

@@ -90,7 +90,7 @@ def test_config_var_selects_another_pipeline_file(project):
 def test_golden_mask_is_argmax_of_upsampled_golden_logits(built_project):
     import numpy as np
     import torch
-    from stages.golden import load_case
+    from runtime.golden import load_case
     with open(os.path.join(built_project, "artifacts", "golden", "golden.json")) as f:
         golden = json.load(f)
     assert golden["processor"]["class"] == "SegformerImageProcessorPil"

@@ -55,7 +55,7 @@ def golden_records(built_project):
 
 def test_cpu_reference_ops_reproduce_the_golden_files(built_project):
     from runtime.images import read_image
-    from stages.golden import load_case
+    from runtime.golden import load_case
     with open(os.path.join(built_project, "artifacts", "onnx", "model.json")) as f:
         pre = json.load(f)["preprocess"]
     for rec in golden_records(built_project):
@@ -69,7 +69,7 @@ def test_cpu_reference_ops_reproduce_the_golden_files(built_project):
 def test_onnxruntime_segmenter_end_to_end(built_project):
     from runtime.images import read_image
     from runtime.segmenter import Segmenter, make_backend
-    from stages.golden import load_case
+    from runtime.golden import load_case
     seg = Segmenter(make_backend(os.path.join(built_project, "artifacts", "onnx", "model.onnx")), keep_logits=True)
     for rec in golden_records(built_project):
         result = seg.segment(read_image(rec["source"]), overlay_alpha=0.5)
@@ -93,9 +93,9 @@ def test_tensorrt_backend_on_both_apis_through_the_doubles(project, api, expect_
     import subprocess
     import sys
     script = ("import sys; sys.path.insert(0, '.')\n"
-              "from stages.config import load\nfrom stages.layout import Layout\nfrom stages import engine, files\n"
-              "from stages.select import open_runtime\nfrom runtime.images import read_image\n"
-              "from stages.golden import load_case\nL = Layout(load())\nengine.run_build(load()['engine'], L)\n"
+              "from stages.common.config import load\nfrom stages.common.layout import Layout\nfrom stages.device import engine\nfrom stages.common import files\n"
+              "from stages.device.select import open_runtime\nfrom runtime.images import read_image\n"
+              "from runtime.golden import load_case\nL = Layout(load())\nengine.run_build(load()['engine'], L)\n"
               "seg = open_runtime(L, 'tensorrt')\nrec = files.read_json(L.golden_json)['images'][1]\n"
               "m = seg.segment(read_image(rec['source'])).mask\n"
               "print('RESULT', (m == load_case(rec)[2]).mean(), seg.backend.describe()['api'])\n")

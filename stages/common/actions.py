@@ -9,7 +9,7 @@ import sys
 from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 
-from stages.errors import ConfigError, PipelineError
+from stages.common.errors import ConfigError, PipelineError
 
 MARK = "PIPELINE-ERROR: "
 KNOWN_VARS = {

@@ -13,7 +13,7 @@ the TensorRT test double in tests/doubles (backed by ONNX Runtime), never agains
 import threading
 import time
 
-from stages.errors import EngineError
+from stages.common.errors import EngineError
 
 
 def make_logger(trt, lines):

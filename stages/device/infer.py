@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from stages import files
-from stages.errors import ConfigError, ImageError
+from stages.common import files
+from stages.common.errors import ConfigError, ImageError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 MODES = ("overlay", "mask", "both")
@@ -128,7 +128,7 @@ def infer_stream(seg, source, kind, opts, stats):
 
 def run_infer(cfg, layout, variables):
     from runtime.images import list_images
-    from stages.select import describe, open_runtime
+    from stages.device.select import describe, open_runtime
     opts = options(cfg, variables)
     kind = source_kind(opts["image"])
     if kind in ("folder", "image", "video") and not os.path.exists(opts["image"]):

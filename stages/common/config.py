@@ -6,9 +6,9 @@ import os
 
 import yaml
 
-from stages.errors import ConfigError
+from stages.common.errors import ConfigError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRT_TARGETS = ("8.2", "8.4", "8.5", "8.6", "10")
 
 

@@ -4,9 +4,9 @@ import os
 import shutil
 import subprocess
 
-from stages import files
-from stages.errors import DeviceError
-from stages.layout import kernel_sources
+from stages.common import files
+from stages.common.errors import DeviceError
+from stages.common.layout import kernel_sources
 
 
 
@@ -47,9 +47,9 @@ def compile_kernels(out_dir, arch):
 def run_check(layout, cfg):
     from runtime.cuda_ops import arch
     from runtime.images import read_image
-    from stages.compare import mask_metrics
-    from stages.golden import load_case
-    from stages.select import describe, open_runtime
+    from stages.common.compare import mask_metrics
+    from runtime.golden import load_case
+    from stages.device.select import describe, open_runtime
     gpu_arch = arch()
     compile_kernels(layout.kernels_dir(gpu_arch), gpu_arch)
     seg = open_runtime(layout, "auto", pre_post="gpu")

@@ -4,8 +4,9 @@ written atomically, so Ctrl-C or a failed build leaves the previous engine intac
 import os
 import time
 
-from stages import device, files
-from stages.errors import EngineError
+from stages.device import settings as device
+from stages.common import files
+from stages.common.errors import EngineError
 
 
 def load_onnx(layout):
@@ -30,7 +31,7 @@ def engine_sidecar(meta, settings, fp, info, plan, seconds, trt_version):
 
 
 def run_build(engine_cfg, layout):
-    from stages.trt_builder import build
+    from stages.device.trt_builder import build
     fp = device.fingerprint()
     if not (fp["gpu"] and fp["tensorrt"]):
         device.refuse_engine()

@@ -1,9 +1,9 @@
 """Gate an ONNX graph for a target TensorRT: opset range and every operator against that
-version's onnx-tensorrt operator table (data files in stages/trt_ops/, each citing its source)."""
+version's onnx-tensorrt operator table (data files in stages/host/trt_ops/, each citing its source)."""
 import json
 import os
 
-from stages.errors import GateError
+from stages.common.errors import GateError
 
 TABLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "trt_ops")
 

@@ -6,7 +6,7 @@ import os
 import json
 
 from runtime.device import fingerprint, identity, slug
-from stages.errors import DeviceError
+from stages.common.errors import DeviceError
 
 
 def engine_dir(layout):

@@ -7,8 +7,9 @@ import time
 
 import numpy as np
 
-from stages import device, files
-from stages.errors import ConfigError
+from stages.device import settings as device
+from stages.common import files
+from stages.common.errors import ConfigError
 
 TARGETS = {"postprocess_speedup_min": 30.0, "preprocess_speedup_min": 10.0, "prepost_share_of_engine_max": 0.05,
            "onnxruntime_vs_torch_min": 1.0}
@@ -62,7 +63,7 @@ def synthetic_case(classes=35, size=(1080, 1920), logits_hw=(128, 128), seed=0):
 
 def kernel_ratios(layout, n, warmup, engine_infer_ms=None):
     """GPU pre/post kernels vs the CPU reference path, alternated in one run (or None without a GPU)."""
-    from stages.select import kernels_for_this_gpu
+    from stages.device.select import kernels_for_this_gpu
     kernels = kernels_for_this_gpu(layout, required=False)
     if kernels is None:
         return None
@@ -103,32 +104,10 @@ def kernel_ratios(layout, n, warmup, engine_infer_ms=None):
     return res
 
 
-def cpu_backends(model_dir, onnx_path, golden_json, n, warmup):
-    """ONNX Runtime vs PyTorch eager on the CPU, same model, same input, alternated runs."""
-    import onnxruntime as ort
-    import torch
-    from transformers import SegformerForSemanticSegmentation
-    from stages.golden import load_case
-    tensor = load_case(files.read_json(golden_json)["images"][0])[0]
-    model = SegformerForSemanticSegmentation.from_pretrained(model_dir).eval()
-    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    x = torch.from_numpy(tensor)
-    ort_ms, torch_ms = [], []
-    with torch.no_grad():
-        for i in range(warmup + n):
-            a = timed(lambda: sess.run(None, {"pixel_values": tensor}), 1, 0)[0]
-            b = timed(lambda: model(pixel_values=x), 1, 0)[0]
-            if i >= warmup:
-                ort_ms.append(a)
-                torch_ms.append(b)
-    r = {"onnxruntime_ms": percentiles(ort_ms), "torch_eager_ms": percentiles(torch_ms), "threads": torch.get_num_threads()}
-    r["onnxruntime_vs_torch"] = r["torch_eager_ms"]["p50"] / r["onnxruntime_ms"]["p50"]
-    return r
-
-
-def run_bench(cfg, layout, variables):
-    from importlib.util import find_spec
-    from stages.select import describe, open_runtime
+def run_bench(cfg, layout, variables, cpu_compare=None):
+    """cpu_compare: "module:function" of the host wing's ONNX Runtime vs PyTorch comparison
+    (dodo names it on a host with torch), or None on the device."""
+    from stages.device.select import describe, open_runtime
     try:
         n = int(variables.get("n", cfg["bench"]["iterations"]))
     except ValueError:
@@ -143,9 +122,9 @@ def run_bench(cfg, layout, variables):
     report["pipeline"] = pipeline_bench(seg, cfg["bench"]["image"], n, warmup)
     engine_ms = report["pipeline"]["infer"]["p50"] if seg.backend.name == "tensorrt" else None
     report["kernels_vs_cpu"] = kernel_ratios(layout, n, warmup, engine_ms)
-    if variables.get("cpu", "1") != "0" and find_spec("torch") and os.path.isdir(cfg["model"]["path"]):
-        report["cpu_backends"] = cpu_backends(cfg["model"]["path"], layout.onnx_model, layout.golden_json,
-                                              max(5, n // 2), 2)
+    if cpu_compare is not None and variables.get("cpu", "1") != "0" and os.path.isfile(layout.manifest):
+        from stages.common.actions import resolve
+        report["cpu_backends"] = resolve(cpu_compare)(cfg, layout, max(5, n // 2), 2)
     path = os.path.join(layout.bench_dir, device.slug(fp) + ".json")
     files.write_json(path, report)
     print_summary(report, path)

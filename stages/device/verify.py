@@ -4,8 +4,9 @@ import os
 
 import numpy as np
 
-from stages import compare, files
-from stages.errors import ToleranceError
+from stages.common import compare
+from stages.common import files
+from stages.common.errors import ToleranceError
 
 LAYERS = (("a", "input_max_abs", "pre-processing (runtime tensor vs golden input tensor)"),
           ("b", "logits_max_abs", "backend logits on the golden input vs golden logits"),
@@ -15,7 +16,7 @@ LAYERS = (("a", "input_max_abs", "pre-processing (runtime tensor vs golden input
 
 
 def check_case(seg, rec, image):
-    from stages.golden import load_case
+    from runtime.golden import load_case
     golden_tensor, golden_logits, golden_mask = load_case(rec)
     row = {"image": rec["source"]}
     row["input_max_abs"] = compare.abs_diff(seg.preprocess(image), golden_tensor)["max_abs"]
@@ -55,7 +56,7 @@ def picture(image, mask, golden_mask, seg):
 
 def run_verify(cfg, layout, backend):
     from runtime.images import read_image
-    from stages.select import describe, open_runtime
+    from stages.device.select import describe, open_runtime
     seg = open_runtime(layout, backend)
     info = describe(seg)
     precision = seg.meta.get("engine", {}).get("precision", "fp32")

@@ -2,8 +2,8 @@
 Runtime), and the GPU pre/post kernels when they are compiled for this GPU (else the CPU ops)."""
 import os
 
-from stages import device
-from stages.errors import DeviceError, EngineError
+from stages.device import settings as device
+from stages.common.errors import DeviceError, EngineError
 
 
 def kernels_for_this_gpu(layout, required):

@@ -7,10 +7,11 @@ import os
 import tarfile
 import time
 
-from stages import files
+from stages.common import files
 
-CODE_DIRS = ("stages", "runtime")
-TOP_FILES = ("dodo.py", "pipeline.yaml", "requirements-device.txt", "README.md")
+# The device wing only: stages/host/ (torch, transformers) never travels to the device.
+CODE_DIRS = ("stages/common", "stages/device", "runtime")
+TOP_FILES = ("dodo.py", "pipeline.yaml", "requirements-device.txt", "README.md", "stages/__init__.py")
 MANIFEST_NAME = "BUNDLE_MANIFEST.json"
 
 

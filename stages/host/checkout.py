@@ -4,8 +4,8 @@ import json
 import os
 import struct
 
-from stages import files
-from stages.errors import CheckoutError
+from stages.common import files
+from stages.common.errors import CheckoutError
 
 CONFIG, PREPROCESSOR = "config.json", "preprocessor_config.json"
 LFS_MAGIC = b"version https://git-lfs.github.com/spec/v1"

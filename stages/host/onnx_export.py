@@ -6,8 +6,10 @@ import os
 import time
 
 
-from stages import compare, files, onnx_gate
-from stages.errors import ExportError, ToleranceError
+from stages.common import compare
+from stages.common import files
+from stages.host import onnx_gate
+from stages.common.errors import ExportError, ToleranceError
 from runtime import palette as pal
 from runtime.reference import upsample_argmax
 from runtime.sidecar import INPUT_NAME, OUTPUT_NAME
@@ -85,7 +87,7 @@ def resize_modes(model):
 def parity(onnx_path, golden_json, limits, labels):
     """ONNX Runtime (CPU) on each golden input tensor vs the golden logits and masks."""
     import onnxruntime as ort
-    from stages.golden import load_case
+    from runtime.golden import load_case
     sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     rows = []
     for rec in files.read_json(golden_json)["images"]:
@@ -131,7 +133,7 @@ def run_onnx(model_dir, onnx_cfg, layout):
 def write_sidecar(path, manifest, model, sha, golden):
     from runtime.sidecar import model_sidecar
     out = model.graph.output[0].type.tensor_type.shape
-    from stages.precision import precision_groups
+    from stages.host.precision import precision_groups
     meta = model_sidecar(manifest, golden["processor"]["pass_order"], [d.dim_value for d in out.dim], sha,
                          pal.palette_rgb(manifest["num_labels"]))
     meta["precision_groups"] = precision_groups(model)

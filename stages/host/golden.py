@@ -8,12 +8,12 @@ import os
 
 import numpy as np
 
-from stages import files
+from stages.common import files
 from runtime import palette as pal
 from runtime.images import read_image
 from runtime.reference import blend
 
-from stages.layout import GOLDEN_FILES as FILES
+from stages.common.layout import GOLDEN_FILES as FILES
 
 
 def pass_order():
@@ -84,10 +84,3 @@ def _save_image(folder, src, bgr, tensor, logits, mask, manifest, palette, alpha
     return {"source": src, "source_sha256": files.sha256_file(src), "dir": folder,
             "height": int(bgr.shape[0]), "width": int(bgr.shape[1]),
             "sha256": dict((n, files.sha256_bytes(b)) for n, b in blobs.items())}
-
-
-def load_case(record):
-    """One golden case as arrays: (input tensor, logits, mask)."""
-    folder = record["dir"]
-    return (np.load(os.path.join(folder, "input.npy")), np.load(os.path.join(folder, "logits.npy")),
-            pal.decode_mask_png(os.path.join(folder, "mask.png")))
