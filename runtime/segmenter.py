@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from runtime import palette as pal
-from runtime import reference, sidecar
+from runtime import reference
 from runtime.errors import EngineError
 
 
@@ -21,36 +21,16 @@ def overlay(image_bgr, mask, alpha, labels, palette):
     return pal.draw_legend(reference.blend(image_bgr, mask, pal.bgr_table(palette), alpha), mask, labels, palette)
 
 
-def _model_files(model):
-    """(folder, meta, engine path or None, onnx path or None) for a folder or an .onnx file."""
+def backend_for_path(model, backend="auto"):
+    """A backend for an engine folder (artifacts/engine/<slug>) or a model.onnx file."""
+    from runtime.backends import open_backend
+    from runtime.engine_folder import EngineFolder
     if model.endswith(".onnx"):
-        folder = os.path.dirname(model) or "."
-        return folder, sidecar.load(folder), None, model
-    meta = sidecar.load(model)
-    engine = os.path.join(model, meta.get("engine", {}).get("file", "model.engine"))
-    onnx = os.path.join(model, "model.onnx")
-    return model, meta, engine if os.path.isfile(engine) else None, onnx if os.path.isfile(onnx) else None
-
-
-def make_backend(model, backend="auto", current_device=None, onnx_fallback=None):
-    meta_folder, meta, engine, onnx = _model_files(model)
-    onnx = onnx or onnx_fallback
-    if backend == "auto":
-        from runtime.backends.tensorrt_backend import import_tensorrt
-        try:
-            backend = "tensorrt" if engine and import_tensorrt() else "onnxruntime"
-        except Exception:
-            backend = "onnxruntime"
-    if backend == "tensorrt":
-        if not engine:
-            raise EngineError("No TensorRT engine in %s: build it on this device with `doit build_engine`." % meta_folder)
-        from runtime.backends.tensorrt_backend import TensorRTBackend
-        from runtime.device import identity
-        return TensorRTBackend(meta_folder, meta, current_device or identity())
-    if not onnx:
-        raise EngineError("No model.onnx for %s: run `doit onnx` on the host (or copy the bundle)." % meta_folder)
-    from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-    return OnnxRuntimeBackend(onnx, sidecar.load(os.path.dirname(onnx) or "."))
+        return open_backend(backend, None, model)
+    if not os.path.isdir(model):
+        raise EngineError("%s is neither an engine folder nor an .onnx file: pass artifacts/engine/<device> "
+                          "or artifacts/onnx/model.onnx." % model)
+    return open_backend(backend, EngineFolder(model), None)
 
 
 class Segmenter(object):
@@ -77,7 +57,7 @@ class Segmenter(object):
         if kernels_dir:
             from runtime.cuda_ops import Kernels
             kernels = Kernels(kernels_dir)
-        return cls(make_backend(model, backend), kernels, keep_logits)
+        return cls(backend_for_path(model, backend), kernels, keep_logits)
 
     def overlay(self, image_bgr, mask, alpha=0.5):
         """The mask in this model's palette blended over the image, with a legend."""

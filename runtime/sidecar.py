@@ -6,6 +6,7 @@ import os
 from runtime.errors import EngineError
 
 FORMAT = "segformer-sidecar/1"
+SIDECAR = "model.json"
 INPUT_NAME, OUTPUT_NAME = "pixel_values", "logits"
 REQUIRED = ("labels", "palette", "input", "output", "preprocess", "onnx_sha256")
 
@@ -24,7 +25,7 @@ def model_sidecar(manifest, pass_order, output_shape, onnx_sha256, palette):
 def load(path):
     """Read and check a sidecar: `path` is model.json, or the folder holding it."""
     if os.path.isdir(path):
-        path = os.path.join(path, "model.json")
+        path = os.path.join(path, SIDECAR)
     if not os.path.isfile(path):
         raise EngineError("%s is missing: the model folder needs its model.json sidecar; rebuild it "
                           "with doit onnx (host) or doit build_engine (device)." % path)

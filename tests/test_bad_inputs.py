@@ -1,6 +1,7 @@
 """The bad-input catalogue, through the real doit command line: one sentence naming the file or
 key and what to do, a non-zero exit, no traceback, and the last good artifacts left intact."""
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -158,6 +159,22 @@ def test_corrupt_engine_file(project):
     assert doit(project, "build_engine", env={"TRT_DOUBLE_API": "10"}, doubles=DOUBLES)[0] == 0
     with open(os.path.join(engine_folder(project, "10.3.0.26"), "model.engine"), "wb") as f:
         f.write(b"\x00garbage" * 100)
+    code, out = doit(project, "-s", "verify", "backend=tensorrt", env={"TRT_DOUBLE_API": "10"}, doubles=DOUBLES)
+    assert_one_sentence_error(code, out, "model.engine does not match the sha256", "doit build_engine")
+
+
+def test_corrupt_engine_that_its_sidecar_vouches_for(project):
+    # the sidecar's hash was updated too (not tampering, a bad plan): TensorRT's refusal is reported
+    assert doit(project, "build_engine", env={"TRT_DOUBLE_API": "10"}, doubles=DOUBLES)[0] == 0
+    folder = engine_folder(project, "10.3.0.26")
+    garbage = b"\x00garbage" * 100
+    with open(os.path.join(folder, "model.engine"), "wb") as f:
+        f.write(garbage)
+    with open(os.path.join(folder, "model.json")) as f:
+        meta = json.load(f)
+    meta["engine"]["sha256"] = hashlib.sha256(garbage).hexdigest()
+    with open(os.path.join(folder, "model.json"), "w") as f:
+        json.dump(meta, f)
     code, out = doit(project, "-s", "verify", "backend=tensorrt", env={"TRT_DOUBLE_API": "10"}, doubles=DOUBLES)
     assert_one_sentence_error(code, out, "could not be deserialized", "doit build_engine")
 

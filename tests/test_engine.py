@@ -35,7 +35,7 @@ def test_build_on_both_generations_writes_engine_and_sidecar(project, api, works
     with open(os.path.join(folder, "model.json")) as f:
         meta = json.load(f)
     e = meta["engine"]
-    assert e["precision"] == "fp16" and e["tensorrt"] == GENERATIONS[api][3:]
+    assert e["settings"]["precision"] == "fp16" and "precision" not in e and e["tensorrt"] == GENERATIONS[api][3:]
     assert e["device"]["gpu"] == "Double GPU" and e["device"]["compute_capability"] == "5.3"
     assert e["build"]["workspace_api"] == workspace_api and e["build"]["explicit_batch_flag"] == (api == "8.2")
     assert e["build"]["pinned_fp32"] == {"LayerNorm": 154, "Softmax": 5}

@@ -68,9 +68,9 @@ def test_cpu_reference_ops_reproduce_the_golden_files(built_project):
 
 def test_onnxruntime_segmenter_end_to_end(built_project):
     from runtime.images import read_image
-    from runtime.segmenter import Segmenter, make_backend
+    from runtime.segmenter import Segmenter, backend_for_path
     from runtime.golden import load_case
-    seg = Segmenter(make_backend(os.path.join(built_project, "artifacts", "onnx", "model.onnx")), keep_logits=True)
+    seg = Segmenter(backend_for_path(os.path.join(built_project, "artifacts", "onnx", "model.onnx")), keep_logits=True)
     for rec in golden_records(built_project):
         result = seg.segment(read_image(rec["source"]), overlay_alpha=0.5)
         assert result.mask.shape == (rec["height"], rec["width"]) and result.mask.dtype == np.uint8
@@ -81,8 +81,8 @@ def test_onnxruntime_segmenter_end_to_end(built_project):
 
 def test_backend_checks_its_input(built_project):
     from runtime.errors import EngineError
-    from runtime.segmenter import make_backend
-    backend = make_backend(os.path.join(built_project, "artifacts", "onnx", "model.onnx"))
+    from runtime.segmenter import backend_for_path
+    backend = backend_for_path(os.path.join(built_project, "artifacts", "onnx", "model.onnx"))
     with pytest.raises(EngineError) as e:
         backend.infer(np.zeros((1, 3, 100, 100), np.float32))
     assert "takes a 1x3x256x256 tensor" in str(e.value)

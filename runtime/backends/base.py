@@ -7,6 +7,7 @@ from runtime.errors import EngineError
 class Backend(object):
     """A model that maps a 1x3xHxW float tensor to 1xCxhxw logits."""
     name = "base"
+    precision = "fp32"  # the limits verify applies (verify.fp32 / verify.fp16)
     device_buffers = False  # True where the backend exposes GPU input/output buffers
 
     def __init__(self, meta, source):
@@ -30,7 +31,7 @@ class Backend(object):
         raise NotImplementedError
 
     def describe(self):
-        return {"backend": self.name, "model": self.source}
+        return {"backend": self.name, "model": self.source, "precision": self.precision}
 
     def close(self):
         pass

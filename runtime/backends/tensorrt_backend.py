@@ -4,8 +4,6 @@ Uses the tensor API (num_io_tensors, set_tensor_address, execute_async_v3) where
 it (TensorRT >= 8.5, the only API in 10.x) and the bindings API (get_binding_*, execute_async_v2)
 on 8.2-8.4, chosen by feature detection. Written against NVIDIA's documented Python API; in this
 project's CI it runs only against the TensorRT test double (tests/doubles), never real TensorRT."""
-import os
-
 import numpy as np
 
 from runtime.backends.base import Backend
@@ -19,18 +17,6 @@ def import_tensorrt():
     except ImportError:
         raise DeviceError("TensorRT's Python bindings are not importable here: on a Jetson they come with "
                           "JetPack (python3-libnvinfer); elsewhere pip install tensorrt, or use backend=onnxruntime.")
-
-
-def check_compatible(meta, current, engine_path):
-    """Refuse an engine built for another GPU, CUDA or TensorRT, naming both sides."""
-    built = meta.get("engine", {}).get("device", {})
-    keys = ("gpu", "compute_capability", "tensorrt", "cuda")
-    diff = [k for k in keys if built.get(k) != current.get(k)]
-    if diff:
-        raise EngineError(
-            "%s was built for %s (sm %s, TensorRT %s, CUDA %s) but this device is %s (sm %s, TensorRT %s, CUDA %s): "
-            "rebuild it here with `doit build_engine`." % tuple(
-                [engine_path] + [built.get(k) for k in keys] + [current.get(k) for k in keys]))
 
 
 class EngineIO(object):
@@ -63,17 +49,20 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
     device_buffers = True
 
-    def __init__(self, folder, meta, current_device):
-        path = os.path.join(folder, meta.get("engine", {}).get("file", "model.engine"))
+    def __init__(self, folder, current_device):
+        """folder: an EngineFolder; current_device: runtime.device.identity() of this machine."""
+        meta = folder.read()
+        path = folder.engine
         Backend.__init__(self, meta, path)
+        self.precision = folder.precision(meta)
         trt = self.trt = import_tensorrt()
-        check_compatible(meta, current_device, path)
+        folder.check_compatible(current_device, meta)
+        plan = folder.read_plan(meta)
         from runtime.cuda_ops import driver
         drv = self.drv = driver()
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
-        with open(path, "rb") as f:
-            self.engine = self.runtime.deserialize_cuda_engine(f.read())
+        self.engine = self.runtime.deserialize_cuda_engine(plan)
         if self.engine is None:
             raise EngineError("%s could not be deserialized (corrupt, or from another TensorRT): rebuild it with "
                               "`doit build_engine`." % path)
@@ -121,6 +110,5 @@ class TensorRTBackend(Backend):
     def describe(self):
         d = Backend.describe(self)
         d.update({"api": "tensor (execute_async_v3)" if self.io.tensor_api else "bindings (execute_async_v2)",
-                  "tensorrt": getattr(self.trt, "__version__", None),
-                  "precision": self.meta.get("engine", {}).get("precision")})
+                  "tensorrt": getattr(self.trt, "__version__", None)})
         return d

@@ -3,7 +3,7 @@ Runtime), and the GPU pre/post kernels when they are compiled for this GPU (else
 import os
 
 from stages.device import settings as device
-from stages.common.errors import DeviceError, EngineError
+from stages.common.errors import DeviceError
 
 
 def kernels_for_this_gpu(layout, required):
@@ -22,15 +22,11 @@ def kernels_for_this_gpu(layout, required):
 
 
 def open_runtime(layout, backend="auto", keep_logits=False, pre_post="auto"):
-    from runtime.segmenter import Segmenter, make_backend
-    engine = device.built_engine(layout) if backend in ("auto", "tensorrt") else None
-    if backend == "tensorrt" and engine is None:
-        raise EngineError("No TensorRT engine for this device (%s) under %s: build it here with `doit build_engine`." % (
-            device.slug(device.fingerprint()), layout.engine_root))
-    model = os.path.dirname(engine) if engine else layout.onnx_model
-    if not engine and not os.path.isfile(layout.onnx_model):
-        raise EngineError("%s is missing: run `doit onnx` on the host, or copy the bundle." % layout.onnx_model)
-    b = make_backend(model, backend, device.identity(device.fingerprint()), onnx_fallback=layout.onnx_model)
+    """The runtime verify, infer, bench and runtime_check use: the backend chosen once, by
+    runtime.backends.open_backend, from this device's engine folder and model.onnx."""
+    from runtime.backends import open_backend
+    from runtime.segmenter import Segmenter
+    b = open_backend(backend, device.engine_folder(layout), layout.onnx_model, device.identity(device.fingerprint()))
     kernels = None if pre_post == "cpu" else kernels_for_this_gpu(layout, pre_post == "gpu")
     return Segmenter(b, kernels, keep_logits)
 

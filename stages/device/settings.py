@@ -1,35 +1,29 @@
 """The device side of the layout: this device's engine folder, the settings that decide whether
 device-side tasks rerun, and the refusals on machines that lack TensorRT or CUDA. The fingerprint
-itself lives in runtime/device.py. Light to import."""
-import os
-
-import json
-
+itself lives in runtime/device.py and the engine folder's files in runtime/engine_folder.py."""
 from runtime.device import fingerprint, identity, slug
+from runtime.engine_folder import EngineFolder
 from stages.common.errors import DeviceError
 
 
-def engine_dir(layout):
-    return layout.engine_dir(slug(fingerprint()))
+def engine_folder(layout):
+    """This device's EngineFolder (whether or not it has been built)."""
+    return EngineFolder(layout.engine_dir(slug(fingerprint())))
 
 
 def built_engine(layout):
-    """Path of this device's engine if it has been built, else None."""
-    path = os.path.join(engine_dir(layout), "model.engine")
-    return path if fingerprint()["tensorrt"] and os.path.isfile(path) else None
+    """This device's EngineFolder when its engine is built (and TensorRT is here), else None."""
+    folder = engine_folder(layout)
+    return folder if fingerprint()["tensorrt"] and folder.exists() else None
 
 
 def _engine_sha(layout):
     """The engine's sha256 as recorded in its sidecar (both are written by one build), so a
     no-op doit does not hash the engine file."""
-    path = built_engine(layout)
-    if not path:
+    folder = built_engine(layout)
+    if folder is None:
         return None
-    try:
-        with open(os.path.join(os.path.dirname(path), "model.json")) as f:
-            return json.load(f)["engine"]["sha256"]
-    except (IOError, OSError, ValueError, KeyError):
-        return "unreadable sidecar"
+    return folder.recorded_sha256() or "unreadable sidecar"
 
 
 def engine_settings(engine_cfg, layout):
@@ -56,8 +50,8 @@ def refuse(message):
 
 def refuse_engine():
     raise DeviceError("TensorRT engines are built on the target device, and this machine has no TensorRT "
-                      "or no CUDA GPU (pycuda): copy the bundle there (doit bundle) and run `doit build_engine` "
-                      "on the device.")
+                      "or no CUDA GPU (pycuda): copy the bundle there (doit bundle) and run "
+                      "`doit build_engine` on the device.")
 
 
 def refuse_cuda(task):

@@ -59,7 +59,7 @@ def run_verify(cfg, layout, backend):
     from stages.device.select import describe, open_runtime
     seg = open_runtime(layout, backend)
     info = describe(seg)
-    precision = seg.meta.get("engine", {}).get("precision", "fp32")
+    precision = seg.backend.precision
     limits = cfg["verify"][precision]
     rows = []
     for i, rec in enumerate(files.read_json(layout.golden_json)["images"]):
