@@ -3,6 +3,7 @@
 The chain: checkout -> golden -> onnx -> build_engine -> runtime_check, plus verify, infer,
 bench and bundle. Task creators only return dicts; the work lives in stages/ and runtime/.
 Nothing heavy is imported here, so `doit list` is instant. See README.md."""
+import os
 from importlib.util import find_spec
 
 from doit import get_var
@@ -11,15 +12,16 @@ from doit.tools import config_changed
 from stages.common import actions
 from stages.common.actions import run
 from stages.common.config import load, slice_of
+from stages.common.doitcompat import cmdline_vars
 from stages.common.errors import PipelineError
 from stages.common.layout import Layout, kernel_sources
 from stages.common.uptodate import settings_changed
 from stages.device import settings as device
 
 try:
-    from doit import doit_cmd
-    actions.check_vars(getattr(doit_cmd, "_CMDLINE_VARS", None))
-    CFG = load(get_var("config", "pipeline.yaml"))
+    OVERRIDES = actions.check_vars(cmdline_vars())
+    CFG = load(get_var("config", "pipeline.yaml"), OVERRIDES)
+    os.makedirs(CFG["artifacts"], exist_ok=True)
 except PipelineError as error:
     actions.fail_at_load(error)
 
@@ -29,14 +31,12 @@ DEVICE = bool(find_spec("tensorrt") and find_spec("pycuda"))
 CUDA = bool(find_spec("pycuda"))
 
 DOIT_CONFIG = {
-    "backend": "json", "dep_file": ".doit.json", "verbosity": 2, "reporter": actions.Reporter,
-    "default_tasks": (["checkout", "golden", "onnx"] if HOST else [])
+    # doit's state lives with its artifacts: two pipeline files never rerun each other's links
+    "backend": "json", "dep_file": os.path.join(CFG["artifacts"], ".doit.json"),
+    "verbosity": 2, "reporter": actions.Reporter,
+    "default_tasks": (["checkout", "golden", "onnx", "precision"] if HOST else [])
     + (["build_engine", "runtime_check"] if DEVICE else []) + ["verify"],
 }
-
-
-def _vars(*names):
-    return dict((n, get_var(n)) for n in names if get_var(n) is not None)
 
 
 def _host_only(name):
@@ -74,6 +74,20 @@ def task_onnx():
             "uptodate": [config_changed(slice_of(CFG, "onnx"))], "clean": True}
 
 
+def task_precision():
+    """Choose fp32 islands from the golden data, write model.mixed.onnx, preview fp16 (host)."""
+    if not HOST:
+        return _host_only("precision")
+    settings = {"precision": CFG["precision"], "verify.fp16": CFG["verify"]["fp16"],
+                "engine.precision": CFG["engine"]["precision"]}
+    return {"actions": [run("stages.host.precision_link:run_precision", CFG["precision"],
+                            CFG["verify"]["fp16"], CFG["engine"]["precision"], L)],
+            "file_dep": [L.onnx_model, L.manifest]
+            + [t for t in L.golden_targets() if not t.endswith(".jpg")],
+            "targets": [L.precision_model, L.precision_report],
+            "uptodate": [config_changed(settings)], "clean": True}
+
+
 def task_build_engine():
     """Build the TensorRT engine for this device (run it on the device, e.g. the Jetson Nano)."""
     if not DEVICE:
@@ -95,7 +109,7 @@ def task_runtime_check():
 
 def task_verify():
     """Check the runtime against the golden files: input tensor, logits, end-to-end mask."""
-    backend = get_var("backend", CFG["verify"]["backend"])
+    backend = CFG["verify"]["backend"]
     return {"actions": [run("stages.device.verify:run_verify", CFG, L, backend)],
             "file_dep": L.golden_targets() + [L.onnx_model, L.onnx_sidecar],
             "targets": [L.verify_dir + "/report.json"],
@@ -105,15 +119,20 @@ def task_verify():
 
 def task_infer():
     """Segment image=PATH (image, folder, video, camera index or GStreamer pipeline)."""
-    return {"actions": [run("stages.device.infer:run_infer", CFG, L, _vars("image", "out", "alpha", "mode", "backend"))],
+    return {"actions": [run("stages.device.infer:run_infer", CFG, L)],
             "uptodate": [False], "verbosity": 2}
 
 
 def task_bench():
     """Benchmark each stage (p50/p90/p99, FPS) and the GPU-vs-CPU pre/post ratios."""
-    return {"actions": [run("stages.device.bench:run_bench", CFG, L, _vars("backend", "n", "cpu"),
+    return {"actions": [run("stages.device.bench:run_bench", CFG, L,
                              "stages.host.cpu_compare:cpu_backends" if HOST else None)],
             "uptodate": [False], "verbosity": 2}
+
+
+def task_doctor():
+    """Check this machine before the next link: board, versions, memory, power, artifacts."""
+    return {"actions": [run("stages.device.doctor:run_doctor", CFG, L)], "uptodate": [False], "verbosity": 2}
 
 
 def task_bundle():

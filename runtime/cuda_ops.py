@@ -70,8 +70,11 @@ class Kernels(object):
         self.resample_u8 = get("preprocess", "resample_u8")
         self.normalize = {np.dtype(np.float32): get("preprocess", "resample_normalize_f32"),
                           np.dtype(np.float16): get("preprocess", "resample_normalize_f16")}
-        self.upsample_argmax = {np.dtype(np.float32): get("postprocess", "upsample_argmax_f32"),
-                                np.dtype(np.float16): get("postprocess", "upsample_argmax_f16")}
+        per_dtype = lambda fn: dict((np.dtype(t), get("postprocess", fn + s))  # noqa: E731
+                                    for t, s in ((np.float32, "_f32"), (np.float16, "_f16")))
+        self.upsample_argmax = per_dtype("upsample_argmax")  # every class at every pixel
+        self.cell_labels = per_dtype("cell_labels")  # the early-out: per-cell class or 255
+        self.upsample_argmax_early = per_dtype("upsample_argmax_early")
         self.blend = get("overlay", "blend_overlay")
 
 

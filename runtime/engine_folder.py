@@ -9,6 +9,7 @@ from runtime.errors import ArtifactError, EngineError
 
 ENGINE, BUILD_LOG, TIMING_CACHE = "model.engine", "build.log", "timing.cache"
 SIDECAR = sidecar.SIDECAR
+BUILT_IN = "build_engine: built in "
 IDENTITY_KEYS = ("gpu", "compute_capability", "cuda", "tensorrt", "l4t")
 LABELS = {"gpu": "GPU", "compute_capability": "compute capability", "cuda": "CUDA",
           "tensorrt": "TensorRT", "l4t": "L4T"}
@@ -78,8 +79,25 @@ class EngineFolder(object):
                 "`doit build_engine`." % (self.engine, ", ".join(LABELS[k] for k in diff),
                                           _describe(built, diff), _describe(current, diff)))
 
-    def write_log(self, lines):
+    def write_log(self, lines, seconds=None, failed_after=None):
+        """build.log: TensorRT's messages, then how the build ended (read back by
+        previous_build_seconds for the next build's time-left estimate)."""
+        if seconds is not None:
+            lines = list(lines) + ["%s%.1f s" % (BUILT_IN, seconds)]
+        elif failed_after is not None:
+            lines = list(lines) + ["build_engine: failed after %.1f s" % failed_after]
         files.write_text(self.build_log, "\n".join(lines) + "\n")
+
+    def previous_build_seconds(self):
+        """How long the last successful build of this folder took, from its build.log, or None."""
+        if not os.path.isfile(self.build_log):
+            return None
+        with open(self.build_log, "rb") as f:  # TensorRT's messages may not be ASCII (C locale)
+            ends = [l for l in f.read().decode("utf-8", "replace").splitlines() if l.startswith(BUILT_IN)]
+        try:
+            return float(ends[-1][len(BUILT_IN):].split()[0]) if ends else None
+        except ValueError:
+            return None
 
     def write(self, plan, onnx_meta, settings, device, build_info, seconds, trt_version, cache=None):
         """Engine first, then its sidecar (the sidecar's sha256 names the engine it describes)."""

@@ -25,6 +25,7 @@ class GpuPipeline(object):
         self.output = output_ptr or drv.mem_alloc(self.classes * self.out_h * self.out_w * self.output_dtype.itemsize)
         palette = np.ascontiguousarray(np.asarray(meta["palette"], np.uint8)[:, ::-1])
         self.palette, self.colors = drv.to_device(palette), np.int32(len(palette))
+        self.cells = drv.mem_alloc(self.out_h * self.out_w)  # the early-out's per-cell labels
         self.frame = None
         self.events = dict((n, drv.Event()) for n in ("start", "upload", "preprocess", "infer", "postprocess",
                                                        "download"))
@@ -57,13 +58,20 @@ class GpuPipeline(object):
                 np.int32(second == "h")] + self.norm, self.stream)
         self.events["preprocess"].record(self.stream)
 
-    def postprocess(self):
-        """Fused bilinear upsample + argmax of the output buffer into the frame's mask."""
-        f = self.frame
+    def postprocess(self, early=True):
+        """Fused bilinear upsample + argmax of the output buffer into the frame's mask. With
+        `early` (the default), cells whose four texels agree by a safe margin skip the per-pixel
+        work; the mask is bit-identical to early=False (every class at every pixel)."""
+        f, t = self.frame, self.output_dtype
         self.events["infer"].record(self.stream)
-        launch(self.k.upsample_argmax[self.output_dtype], f.w, f.h,
-               [self.output, np.int32(self.classes), np.int32(self.out_h), np.int32(self.out_w),
-                f.mask, np.int32(f.h), np.int32(f.w)], self.stream)
+        logits = [self.output, np.int32(self.classes), np.int32(self.out_h), np.int32(self.out_w)]
+        if early:
+            launch(self.k.cell_labels[t], self.out_w, self.out_h, logits + [self.cells], self.stream)
+            launch(self.k.upsample_argmax_early[t], f.w, f.h,
+                   logits + [self.cells, f.mask, np.int32(f.h), np.int32(f.w)], self.stream)
+        else:
+            launch(self.k.upsample_argmax[t], f.w, f.h, logits + [f.mask, np.int32(f.h), np.int32(f.w)],
+                   self.stream)
         self.events["postprocess"].record(self.stream)
 
     def download_mask(self):

@@ -159,12 +159,13 @@ def jetson_clocks(root="/"):
 
 
 def temperatures(root="/"):
-    """{zone type: degrees C} for every readable thermal zone."""
+    """{zone type: degrees C} for every readable thermal zone (not the Nano's PMIC-Die, which
+    always reads 100 C)."""
     out = {}
     for path in sorted(glob.glob(at(root, "/sys/class/thermal/thermal_zone*"))):
         rel = "/sys/class/thermal/" + os.path.basename(path)
         name, milli = read(root, rel + "/type"), read_int(root, rel + "/temp")
-        if name and milli is not None and -40000 < milli < 150000:
+        if name and name != "PMIC-Die" and milli is not None and -40000 < milli < 150000:
             out[name] = round(milli / 1000.0, 1)
     return out
 

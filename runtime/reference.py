@@ -132,8 +132,19 @@ def upsample_argmax_full(logits, out_h, out_w):
     step = max(1, 2 ** 21 // max(1, out_w * hwc.shape[2]))
     for a in range(0, out_h, step):
         rows = [c[a:a + step] for c in ys]
-        mask[a:a + step] = _interpolate(hwc, *rows, xs=xs).argmax(axis=2)
+        mask[a:a + step] = first_max(_interpolate(hwc, *rows, xs=xs))
     return mask
+
+
+def first_max(scores):
+    """Argmax over the last axis as the kernel loop takes it: the first strictly larger value
+    wins, starting from -inf at class 0 (so ties go to the lowest class and NaN never wins)."""
+    best = np.full(scores.shape[:-1], -np.inf, np.float32)
+    arg = np.zeros(scores.shape[:-1], np.uint8)
+    for k in range(scores.shape[-1]):
+        better = scores[..., k] > best
+        best[better], arg[better] = scores[..., k][better], k
+    return arg
 
 
 def texel_stats(chw):
@@ -171,21 +182,21 @@ def cell_map(chw):
     return best.astype(np.uint8), uniform, big_cell
 
 
-def candidates(chw, r, c, big):
-    """Per cell (r, c): its corner logits (4 x cells x C) and the classes in the order to scan
-    them, those that can win first (ascending), then those that cannot: a class whose largest
-    corner value is below, by a safe margin, the smallest corner value of the class with the
-    largest smallest corner value loses to it at every pixel of the cell."""
-    h, w = chw.shape[1:]
-    cs = [chw[:, r, c].T, chw[:, r, np.minimum(c + 1, w - 1)].T,
-          chw[:, np.minimum(r + 1, h - 1), c].T, chw[:, np.minimum(r + 1, h - 1), np.minimum(c + 1, w - 1)].T]
-    low, high = np.minimum.reduce(cs).astype(np.float64), np.maximum.reduce(cs)
-    floor = low.max(axis=1) - (big * SAFE_REL + SAFE_ABS)
-    can = (high >= floor[:, None]) | (big >= SAFE_MAX)[:, None]
-    return cs, np.argsort(~can, axis=1, kind="stable"), can.sum(axis=1)
+def candidates(hwc, r, c, big):
+    """Per cell (r, c): its corner logits (4 x cells x C) and which classes can win in it: a
+    class whose largest corner value is below, by a safe margin, the smallest corner value of the
+    class with the largest smallest corner value loses to that class at every pixel of the cell."""
+    h, w = hwc.shape[:2]
+    r1, c1 = np.minimum(r + 1, h - 1), np.minimum(c + 1, w - 1)
+    cs = [hwc[r, c], hwc[r, c1], hwc[r1, c], hwc[r1, c1]]
+    low, high = np.minimum(np.minimum(cs[0], cs[1]), np.minimum(cs[2], cs[3])), np.maximum(
+        np.maximum(cs[0], cs[1]), np.maximum(cs[2], cs[3]))
+    floor = low.max(axis=1).astype(np.float64) - (big * SAFE_REL + SAFE_ABS)
+    return cs, (high >= floor[:, None]) | (big >= SAFE_MAX)[:, None]
 
 
-BUDGET = 1 << 20  # values computed per vectorized step of the early-out
+BUDGET = 1 << 20  # values computed per vectorized step of the early-out (fits in cache)
+TILE = 4096  # pixels per tile at most
 
 
 def upsample_argmax(logits, out_h, out_w):
@@ -199,40 +210,73 @@ def upsample_argmax(logits, out_h, out_w):
     mask = np.repeat(np.repeat(label, counts[1], axis=1), counts[0], axis=0)
     r, c = np.nonzero(~uniform & (counts[0][:, None] > 0) & (counts[1][None, :] > 0))
     if len(r):
-        cs, order, need = candidates(chw, r, c, big[r, c])
+        cs, can = candidates(np.ascontiguousarray(chw.transpose(1, 2, 0)), r, c, big[r, c])
+        need = can.sum(axis=1)
         starts = [np.cumsum(n) - n for n in counts]
-        width = np.minimum(2 ** np.ceil(np.log2(np.maximum(need, 1))), len(chw)).astype(int)
-        for k in np.unique(width):
-            g = np.nonzero(width == k)[0]
-            cells = (r[g], c[g], [v[g] for v in cs], order[g, :k])
-            _fill_cells(mask, cells, ys, xs, starts, counts)
+        cells = (starts[0][r], counts[0][r], starts[1][c], counts[1][c])
+        cell, Y, X = tiles(cells, *[int(max(1, n[1:-1].max() if len(n) > 2 else n.max())) for n in counts])
+        work = Workspace(BUDGET)
+        for k in np.unique(need):
+            t = np.nonzero(need[cell] == k)[0]
+            per = max(1, BUDGET // (k * Y.shape[0] * X.shape[0]))
+            for p in (t[i:i + per] for i in range(0, len(t), per)):
+                cls = np.nonzero(can[cell[p]])[1].reshape(len(p), k).T  # ascending per tile
+                corner = [v[cell[p]] for v in cs]
+                _fill_tiles(mask, cls, corner, (Y[:, p], X[:, p]), (ys, xs), work)
     return mask
 
 
-def _fill_cells(mask, cells, ys, xs, starts, counts):
-    """Upsample the listed classes of the listed cells and write their argmax into the mask,
-    in blocks of rows x columns per cell (short cells repeat their last row/column)."""
-    r, c, cs, cls = cells
-    cls8 = cls.astype(np.uint8)
-    span_x, k, rows = int(counts[1][c].max()), cls.shape[1], int(counts[0][r].max())
-    span_y = max(1, min(rows, BUDGET // (k * span_x)))
-    a, b, d, e = (np.take_along_axis(v, cls, 1)[:, :, None, None] for v in cs)
-    X = starts[1][c][:, None] + np.minimum(np.arange(span_x), counts[1][c][:, None] - 1)
-    wx0, wx1 = xs[2][X][:, None, None, :], xs[3][X][:, None, None, :]
-    top, bottom = wx0 * a + wx1 * b, wx0 * d + wx1 * e
-    step = max(1, BUDGET // (k * span_x * span_y))
-    for y in range(0, rows, span_y):
-        Y = starts[0][r][:, None] + np.minimum(y + np.arange(span_y), counts[0][r][:, None] - 1)
-        for i in range(0, len(r), step):
-            p = slice(i, i + step)
-            v = ys[2][Y[p]][:, None, :, None] * top[p] + ys[3][Y[p]][:, None, :, None] * bottom[p]
-            best, arg = v[:, 0], np.empty((len(v), span_y, span_x), np.uint8)
-            arg[...] = cls8[p, 0, None, None]
-            for j in range(1, k):
-                better = v[:, j] > best
-                np.copyto(best, v[:, j], where=better)
-                np.copyto(arg, cls8[p, j, None, None], where=better)
-            mask[Y[p][:, :, None], X[p][:, None, :]] = arg
+class Workspace(object):
+    """Buffers reused across the early-out's steps (fresh large temporaries cost page faults)."""
+
+    def __init__(self, size):
+        self.f = [np.empty(size, np.float32) for _ in range(3)]
+        self.better, self.label, self.index = np.empty(size, bool), np.empty(size, np.uint8), np.empty(size, np.intp)
+
+    def get(self, name, shape, i=0):
+        buf, n = getattr(self, name) if name != "f" else self.f[i], int(np.prod(shape))
+        if n > len(buf):  # one tile of many classes
+            buf = np.empty(n, buf.dtype)
+        return buf[:n].reshape(shape)
+
+
+def tiles(cells, ty, tx):
+    """Cover each cell's pixel block (row start, rows, column start, columns) with tiles of
+    ty x tx pixels (rows/columns past the block repeat its last one): (cell, Y, X) per tile."""
+    tx = min(tx, TILE)
+    ty = min(ty, max(1, TILE // tx))
+    y0, rows, x0, cols = cells
+    ny, nx = -(-rows // ty), -(-cols // tx)
+    cell = np.repeat(np.arange(len(y0)), ny * nx)
+    local = np.arange(len(cell)) - np.repeat(np.cumsum(ny * nx) - ny * nx, ny * nx)
+    iy, ix = local // nx[cell], local % nx[cell]
+    Y = y0[cell] + np.minimum(iy * ty + np.arange(ty)[:, None], rows[cell] - 1)
+    X = x0[cell] + np.minimum(ix * tx + np.arange(tx)[:, None], cols[cell] - 1)
+    return cell, Y, X
+
+
+def _fill_tiles(mask, cls, corner, pixels, coords, work):
+    """Upsample classes cls (k x tiles) at the tiles' pixels (rows Y, columns X: n x tiles)
+    and write their argmax into the mask; vectorized with the tiles innermost."""
+    (Y, X), (ys, xs) = pixels, coords
+    a, b, d, e = (np.take_along_axis(v.T, cls, 0)[:, None, :] for v in corner)
+    top, bottom = xs[2][X] * a + xs[3][X] * b, xs[2][X] * d + xs[3][X] * e  # k x tx x tiles
+    shape = (len(cls), len(Y), len(X), Y.shape[1])
+    v, tmp, best = work.get("f", shape, 0), work.get("f", shape, 1), work.get("f", shape[1:], 2)
+    np.multiply(ys[2][Y][None, :, None], top[:, None], out=v)
+    np.multiply(ys[3][Y][None, :, None], bottom[:, None], out=tmp)
+    np.add(v, tmp, out=v)
+    better, label = work.get("better", shape[1:]), work.get("label", shape[1:])
+    best.fill(-np.inf)
+    label[...] = cls[0].astype(np.uint8)  # all NaN: the first candidate, class 0 (all are candidates)
+    for j in range(len(cls)):
+        np.greater(v[j], best, out=better)
+        np.copyto(best, v[j], where=better)
+        np.copyto(label, cls[j].astype(np.uint8), where=better)
+    index = work.get("index", shape[1:])
+    np.multiply(Y[:, None, :], mask.shape[1], out=index)
+    np.add(index, X[None], out=index)
+    mask.reshape(-1)[index] = label
 
 
 def blend(image_bgr, mask, palette_bgr, alpha):

@@ -22,9 +22,12 @@ MODEL = os.path.join("models", "segformer-tiny-sidewalk")
 
 
 def snapshot(project):
+    """sha256 of every artifact (doit's own state file, which lives beside them, is not one)."""
     out = {}
     for folder, _, names in os.walk(os.path.join(project, "artifacts")):
         for n in names:
+            if n.startswith(".doit.json"):
+                continue
             with open(os.path.join(folder, n), "rb") as f:
                 out[os.path.relpath(os.path.join(folder, n), project)] = hashlib.sha256(f.read()).hexdigest()
     return out

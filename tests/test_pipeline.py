@@ -107,5 +107,5 @@ def test_plain_doit_on_a_fresh_clone_runs_the_host_chain(tmp_path):
     dest = copy_project(str(tmp_path), with_artifacts=False)
     code, out = doit(dest)
     assert code == 0, out
-    assert executed(out) == ["checkout", "golden", "onnx", "verify"], out
+    assert executed(out) == ["checkout", "golden", "onnx", "precision", "verify"], out
     assert "build_engine" not in out

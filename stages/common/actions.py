@@ -12,18 +12,6 @@ from doit.reporter import ConsoleReporter
 from stages.common.errors import ConfigError, PipelineError
 
 MARK = "PIPELINE-ERROR: "
-KNOWN_VARS = {
-    "config": "the pipeline file (default pipeline.yaml)",
-    "image": "an image, folder, video, camera index or GStreamer pipeline (infer)",
-    "out": "the output folder (infer)",
-    "alpha": "the overlay blend 0..1 (infer)",
-    "mode": "overlay, mask or both (infer)",
-    "backend": "auto, tensorrt or onnxruntime (verify, infer, bench)",
-    "n": "iterations (bench)",
-    "cpu": "1 to add the ONNX Runtime vs PyTorch CPU comparison (bench)",
-}
-
-
 def resolve(fn):
     """A callable, or "package.module:function" imported only when the task runs (keeps
     `doit list` free of numpy, cv2, torch...)."""
@@ -46,11 +34,14 @@ def run(fn, *args, **kwargs):
 
 
 def check_vars(cmdline_vars):
-    """Raise ConfigError for a command-line variable no task reads."""
+    """Raise ConfigError for a command-line variable no task reads; return the others as the
+    overrides stages.common.config.load applies (`config` is the pipeline file, not a key)."""
+    from stages.common.schema import VARIABLES
     for name in sorted(cmdline_vars or {}):
-        if name not in KNOWN_VARS:
+        if name not in VARIABLES:
             raise ConfigError("Unknown variable '%s=' on the command line: known variables are %s." % (
-                name, ", ".join(sorted(KNOWN_VARS))))
+                name, ", ".join(sorted(VARIABLES))))
+    return dict((k, v) for k, v in (cmdline_vars or {}).items() if k != "config")
 
 
 def fail_at_load(error):
@@ -60,17 +51,12 @@ def fail_at_load(error):
 
 
 class Reporter(ConsoleReporter):
-    """doit's console reporter, printing our errors as one line instead of a framed block."""
+    """doit's console reporter, printing our errors as one line instead of a framed block.
+    Only the public reporter API (add_failure) is overridden: it is the same on doit 0.34 and 0.37."""
 
-    def _write_failure(self, result, write_exception=True):
-        fail = result["exception"]
+    def add_failure(self, task, fail):
         message = getattr(fail, "message", "") or ""
         if message.startswith(MARK):
-            self.write("error in %s: %s\n" % (result["task"].name, message[len(MARK):]))
+            self.write("error in %s: %s\n" % (task.name, message[len(MARK):]))
             return
-        ConsoleReporter._write_failure(self, result, write_exception)
-
-    def complete_run(self):
-        ours = [r for r in self.failures if (getattr(r["exception"], "message", "") or "").startswith(MARK)]
-        self.failures = [r for r in self.failures if r not in ours]
-        ConsoleReporter.complete_run(self)
+        ConsoleReporter.add_failure(self, task, fail)

@@ -1,79 +1,23 @@
-"""Load and validate pipeline.yaml once. The schema is data: section -> key -> Key(kind, default).
+"""Load and validate pipeline.yaml once, with the command-line variables applied as overrides of
+its keys. The schema is data (stages/common/schema.py): section -> key -> Key(kind, default).
 
-Paths are resolved relative to the pipeline file and stored relative to the project root,
-so the slices given to `config_changed` do not change when the repo is moved."""
+Paths in the pipeline file are resolved relative to that file; paths on the command line relative
+to the project root (where dodo.py is, and where doit runs). Both are stored relative to the
+project root, so the slices given to `config_changed` do not change when the repo is moved."""
+import math
 import os
 
 import yaml
 
 from stages.common.errors import ConfigError
+from stages.common.schema import SCHEMA, TRT_TARGETS, VARIABLES, key_spec  # noqa: F401
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TRT_TARGETS = ("8.2", "8.4", "8.5", "8.6", "10")
 
 
-class Key(object):
-    """One setting: kind is bool|int|float|str|path|outpath|paths|strs|choice, plus its default."""
-
-    def __init__(self, kind, default, choices=None, optional=False, minimum=None):
-        self.kind, self.default, self.choices = kind, default, choices
-        self.optional, self.minimum = optional, minimum
-
-
-def _thresholds(input_max_abs, logits_max_abs, logits_mean_abs, mask_agreement, miou):
-    return {"input_max_abs": Key("float", input_max_abs, minimum=0),
-            "logits_max_abs": Key("float", logits_max_abs, minimum=0),
-            "logits_mean_abs": Key("float", logits_mean_abs, minimum=0),
-            "mask_agreement": Key("float", mask_agreement, minimum=0),
-            "miou": Key("float", miou, minimum=0)}
-
-
-SCHEMA = {
-    "artifacts": Key("outpath", "artifacts"),
-    "model": {
-        "path": Key("str", "models/segformer-tiny-sidewalk"),
-        "repo_id": Key("str", None, optional=True),
-        "revision": Key("str", None, optional=True),
-        "allow_pickle": Key("bool", False),
-    },
-    "golden": {
-        "images": Key("paths", ["examples/street_1920x1080.jpg"]),
-        "overlay_alpha": Key("float", 0.5, minimum=0),
-    },
-    "onnx": {
-        "opset": Key("int", 13, minimum=7),
-        "simplify": Key("bool", True),
-        "target_tensorrt": Key("choice", "8.2", choices=TRT_TARGETS),
-        "max_abs": Key("float", 1e-3, minimum=0),
-        "mask_agreement": Key("float", 0.999, minimum=0),
-    },
-    "engine": {
-        "precision": Key("choice", "fp16", choices=("fp32", "fp16")),
-        "workspace_mb": Key("int", 1024, minimum=16),
-        "keep_fp32": Key("strs", ["LayerNorm", "Softmax"]),
-        "timing_cache": Key("bool", True),
-    },
-    "verify": {
-        "backend": Key("choice", "auto", choices=("auto", "tensorrt", "onnxruntime")),
-        "fp32": _thresholds(1e-3, 1e-3, 1e-4, 0.999, 0.99),
-        "fp16": _thresholds(1e-3, 0.25, 0.02, 0.99, 0.95),
-    },
-    "infer": {
-        "out": Key("outpath", "artifacts/infer"),
-        "alpha": Key("float", 0.5, minimum=0),
-        "mode": Key("choice", "both", choices=("overlay", "mask", "both")),
-        "max_megapixels": Key("float", 80.0, minimum=0.01),
-    },
-    "bench": {
-        "image": Key("path", "examples/street_1920x1080.jpg"),
-        "iterations": Key("int", 50, minimum=1),
-        "warmup": Key("int", 5, minimum=0),
-    },
-}
-
-
-def load(path="pipeline.yaml"):
-    """Return the validated config as nested plain dicts; raise ConfigError with one sentence."""
+def load(path="pipeline.yaml", variables=None):
+    """Return the validated config as nested plain dicts; raise ConfigError with one sentence.
+    variables: the command line's name=value pairs (strings), applied through VARIABLES."""
     full = path if os.path.isabs(path) else os.path.join(ROOT, path)
     if not os.path.isfile(full):
         raise ConfigError("The pipeline file %s does not exist: create it or pass config=PATH." % path)
@@ -88,7 +32,30 @@ def load(path="pipeline.yaml"):
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("%s must be a mapping of sections (model, golden, onnx, ...)." % path)
-    return _section(raw, SCHEMA, "", path, os.path.dirname(full))
+    cfg = _section(raw, SCHEMA, "", path, os.path.dirname(full))
+    for name, text in sorted((variables or {}).items()):
+        for dotted in VARIABLES[name][1]:
+            section, key = dotted.split(".")
+            cfg[section][key] = _override(dotted, name, text)
+    return cfg
+
+
+def _override(dotted, name, text):
+    """One command-line value for one key: parsed from its string, then the key's own checks."""
+    spec = key_spec(dotted)
+    where = "the command line (%s=%s)" % (name, text)
+    value = text
+    try:
+        if spec.kind == "int":
+            value = int(text)
+        elif spec.kind == "float":
+            value = float(text)
+    except ValueError:
+        raise ConfigError("Key '%s' in %s must be %s, not %r." % (dotted, where, _describe(spec.kind), text))
+    if spec.kind == "bool":
+        value = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(
+            text.lower(), text)
+    return _value(value, spec, dotted, where, ROOT)
 
 
 def _section(raw, schema, prefix, fname, base):
@@ -123,18 +90,26 @@ def _value(value, spec, key, fname, base):
             return [_path(v, key, fname, base, must_exist=True) for v in value]
         return list(value)
     expected = {"bool": bool, "int": int, "float": (int, float), "str": str, "choice": str,
-                "path": str, "outpath": str}[kind]
+                "path": str, "outpath": str, "outdir": str, "source": str}[kind]
     if isinstance(value, bool) and kind != "bool" or not isinstance(value, expected):
         raise ConfigError("Key '%s' in %s must be %s, not %r." % (key, fname, _describe(kind), value))
     if spec.choices and value not in spec.choices:
         raise ConfigError("Key '%s' in %s must be one of %s, not %r." % (
             key, fname, ", ".join(spec.choices), value))
+    if kind == "float" and not math.isfinite(value):
+        raise ConfigError("Key '%s' in %s must be a finite number, not %r." % (key, fname, value))
     if spec.minimum is not None and value < spec.minimum:
         raise ConfigError("Key '%s' in %s must be at least %s." % (key, fname, spec.minimum))
+    if spec.maximum is not None and value > spec.maximum:
+        raise ConfigError("Key '%s' in %s must be at most %s." % (key, fname, spec.maximum))
     if kind == "path":
         return _path(value, key, fname, base, must_exist=True)
     if kind == "outpath":
         return _outpath(value, key, fname, base)
+    if kind == "source":
+        return _source(value, key, fname, base)
+    if kind == "outdir":
+        return _outdir(value, key, fname, base)
     if kind == "str" and key == "model.path":
         return _relative(value, base)
     return float(value) if kind == "float" else value
@@ -161,6 +136,24 @@ def _outpath(value, key, fname, base):
         raise ConfigError("Key '%s' in %s must name a folder inside the project (%s), not %s." % (
             key, fname, ROOT, value))
     return rel
+
+
+def _source(value, key, fname, base):
+    """infer's input: a camera index or a GStreamer pipeline as given, else a path that exists."""
+    if value.isdigit() or "!" in value:
+        return value
+    return _path(value, key, fname, base, must_exist=True)
+
+
+def _outdir(value, key, fname, base):
+    """An output folder anywhere (infer's results): not empty, and not an existing file."""
+    if not value.strip():
+        raise ConfigError("Key '%s' in %s must name a folder, not an empty string." % (key, fname))
+    rel = _relative(value, base)
+    full = os.path.join(ROOT, rel)
+    if os.path.exists(full) and not os.path.isdir(full):
+        raise ConfigError("Key '%s' in %s names %s, which is a file: give a folder." % (key, fname, value))
+    return os.path.abspath(full) if rel.startswith("..") else rel
 
 
 def slice_of(cfg, *sections):

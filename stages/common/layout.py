@@ -17,6 +17,8 @@ class Layout(object):
         self.onnx_model = os.path.join(self.onnx_dir, "model.onnx")
         self.onnx_sidecar = os.path.join(self.onnx_dir, "model.json")
         self.onnx_report = os.path.join(self.onnx_dir, "report.json")
+        self.precision_model = os.path.join(self.onnx_dir, "model.mixed.onnx")  # precision link
+        self.precision_report = os.path.join(self.onnx_dir, "precision.json")
         self.engine_root = os.path.join(a, "engine")
         self.kernels_root = os.path.join(a, "kernels")
         self.verify_dir = os.path.join(a, "verify")

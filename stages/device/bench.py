@@ -9,7 +9,6 @@ import numpy as np
 
 from stages.device import settings as device
 from stages.common import files
-from stages.common.errors import ConfigError
 
 TARGETS = {"postprocess_speedup_min": 30.0, "preprocess_speedup_min": 10.0, "prepost_share_of_engine_max": 0.05,
            "onnxruntime_vs_torch_min": 1.0}
@@ -104,17 +103,13 @@ def kernel_ratios(layout, n, warmup, engine_infer_ms=None):
     return res
 
 
-def run_bench(cfg, layout, variables, cpu_compare=None):
+def run_bench(cfg, layout, cpu_compare=None):
     """cpu_compare: "module:function" of the host wing's ONNX Runtime vs PyTorch comparison
     (dodo names it on a host with torch), or None on the device."""
     from stages.device.select import describe, open_runtime
-    try:
-        n = int(variables.get("n", cfg["bench"]["iterations"]))
-    except ValueError:
-        raise ConfigError("n=%s must be a whole number of iterations." % variables.get("n"))
-    warmup = cfg["bench"]["warmup"]
+    n, warmup = cfg["bench"]["iterations"], cfg["bench"]["warmup"]
     t0 = time.perf_counter()
-    seg = open_runtime(layout, variables.get("backend", "auto"))
+    seg = open_runtime(layout, cfg["bench"]["backend"])
     load_ms = 1000.0 * (time.perf_counter() - t0)
     fp = device.fingerprint()
     report = {"device": fp, "runtime": describe(seg), "image": cfg["bench"]["image"], "iterations": n,
@@ -122,7 +117,7 @@ def run_bench(cfg, layout, variables, cpu_compare=None):
     report["pipeline"] = pipeline_bench(seg, cfg["bench"]["image"], n, warmup)
     engine_ms = report["pipeline"]["infer"]["p50"] if seg.backend.name == "tensorrt" else None
     report["kernels_vs_cpu"] = kernel_ratios(layout, n, warmup, engine_ms)
-    if cpu_compare is not None and variables.get("cpu", "1") != "0" and os.path.isfile(layout.manifest):
+    if cpu_compare is not None and cfg["bench"]["cpu"] and os.path.isfile(layout.manifest):
         from stages.common.actions import resolve
         report["cpu_backends"] = resolve(cpu_compare)(cfg, layout, max(5, n // 2), 2)
     path = os.path.join(layout.bench_dir, device.slug(fp) + ".json")

@@ -44,7 +44,8 @@ def probe_env():
     return {"python": platform.python_version(), "numpy": _version("numpy"),
             "doit": _version("doit"), "cv2": probe_cv2(), "tensorrt": probe_tensorrt(),
             "pycuda": _version("pycuda", "VERSION_TEXT"), "gpu": probe_gpu(),
-            "nvcc": shutil.which("nvcc"), "host": bool(find_spec("torch") and find_spec("transformers"))}
+            "nvcc": shutil.which("nvcc"),
+            "host": bool(find_spec("torch") and find_spec("transformers"))}
 
 
 def _onnx_target(layout):
@@ -59,8 +60,9 @@ def _next_link(ctx):
     onnx = ctx["layout"] and os.path.isfile(ctx["layout"].onnx_model)
     if ctx["role"] == "host":
         return "onnx" if ctx["env"].get("host") and not onnx else "verify"
-    for link, done in (("build_engine", ctx["engine_here"]), ("runtime_check", ctx["kernels_here"])):
-        if link in ctx["links"] and not done:
+    done = {"build_engine": ctx["engine_here"], "runtime_check": ctx["kernels_here"]}
+    for link in ("build_engine", "runtime_check"):
+        if link in ctx["links"] and not done[link]:
             return link
     return "verify"
 
@@ -126,12 +128,12 @@ def check_engines(ctx):
     folders = [os.path.dirname(p) for p in sorted(glob.glob(
         os.path.join(layout.engine_root, "*", "model.engine")))]
     others = [os.path.basename(f) for f in folders if os.path.basename(f) != ctx["slug"]]
-    here = "built" if ctx["engine_here"] else "none yet"
-    if not ctx["engine_here"] and ctx["role"] == "device":
-        here += " (doit build_engine)"
-    detail = "this device (%s): %s; for other devices: %s" % (ctx["slug"], here, ", ".join(
-        "%s (TensorRT %s)" % (o, _engine_tensorrt(os.path.join(layout.engine_root, o)))
-        for o in others) or "none")
+    listed = ", ".join("%s (TensorRT %s)" % (o, _engine_tensorrt(layout.engine_dir(o)))
+                       for o in others) or "none"
+    if not ctx["fp"]["tensorrt"]:
+        return row("engines", "ok", "no TensorRT here to build or load one; present: " + listed)
+    here = "built" if ctx["engine_here"] else "none yet (doit build_engine)"
+    detail = "this device (%s): %s; for other devices: %s" % (ctx["slug"], here, listed)
     gpu = ctx["slug"].split("_")[0]
     stale = [o for o in others if o.split("_")[0] == gpu and ctx["role"] == "device"]
     if stale and not ctx["engine_here"]:
@@ -166,8 +168,8 @@ def blockers(rows, ctx):
 
 
 def render(rows, ctx):
-    lines = ["doit doctor (%s, next link: doit %s)" % (
-        {"device": "device", "gpu": "GPU without TensorRT", "host": "host"}[ctx["role"]], ctx["next"])]
+    role = {"device": "device", "gpu": "GPU without TensorRT", "host": "host"}[ctx["role"]]
+    lines = ["doit doctor (%s, next link: doit %s)" % (role, ctx["next"])]
     for r in rows:
         line = "  %-4s  %-8s %s" % (r["status"], r["name"], r["detail"])
         if r["fix"] and r["status"] != "ok":
@@ -200,7 +202,8 @@ def check_build_memory(onnx_path, workspace_mb, root="/"):
     usable, text = checks.memory_budget(root)
     if usable is None or not os.path.isfile(onnx_path):
         return None
-    need, how = checks.estimate_build(os.path.getsize(onnx_path), workspace_mb, jetson.is_jetson(root))
+    need, how = checks.estimate_build(os.path.getsize(onnx_path), workspace_mb,
+                                      jetson.is_jetson(root))
     if need > usable:
         raise DeviceError(
             "The engine build needs about %d MB (%s) but only %d MB are free (%s): add swap with "
@@ -212,7 +215,8 @@ def check_build_memory(onnx_path, workspace_mb, root="/"):
 def gpu_smi(runner=jetson.run_command):
     """A desktop GPU's temperature and clocks from nvidia-smi, or None."""
     fields = "temperature.gpu,clocks.sm,clocks.max.sm,clocks.mem,power.draw,pstate"
-    result = runner(["nvidia-smi", "--query-gpu=" + fields, "--format=csv,noheader,nounits", "-i", "0"])
+    result = runner(["nvidia-smi", "--query-gpu=" + fields, "--format=csv,noheader,nounits",
+                     "-i", "0"])
     if not result or result[0] != 0 or not result[1].strip():
         return None
     values = [v.strip() for v in result[1].strip().splitlines()[0].split(",")]
@@ -237,7 +241,8 @@ def bench_conditions(layout=None, engine_cfg=None, root="/", env=None, runner=je
     active, evidence = jetson.jetson_clocks(root) if on_jetson else (None, "not a Jetson")
     jp = ctx["jetpack"] or {}
     return {"jetson": on_jetson, "board": ctx["board"], "l4t": ctx["l4t"],
-            "jetpack": jp.get("jetpack"), "power_mode": jetson.power_mode(runner) if on_jetson else None,
+            "jetpack": jp.get("jetpack"),
+            "power_mode": jetson.power_mode(runner) if on_jetson else None,
             "jetson_clocks": active, "jetson_clocks_evidence": evidence,
             "gpu_clock_mhz": jetson.devfreq(root), "emc_clock_mhz": jetson.emc(root),
             "temperatures_c": jetson.temperatures(root),

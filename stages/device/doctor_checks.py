@@ -9,7 +9,7 @@ from runtime import jetson
 
 SWAP_CMD = ("sudo fallocate -l {gb}G {f} && sudo chmod 600 {f} && sudo mkswap {f} && "
             "sudo swapon {f}")
-LIBS_MB = 1000   # CUDA context + TensorRT, cuDNN and cuBLAS once loaded (CUDA 10.2: no lazy loading)
+LIBS_MB = 1000   # CUDA context + TensorRT, cuDNN, cuBLAS once loaded (CUDA 10.2 loads them eagerly)
 ONNX_COPIES = 4  # file bytes in Python, the parser's weights, the builder's copies, the plan
 
 
@@ -39,7 +39,7 @@ def check_board(ctx):
         name = ctx["board"] or "Jetson (no device-tree model)"
         if not jp:
             return row("board", "warn", "%s, L4T %s: not in this project's JetPack table" % (
-                name, ctx["l4t"]), "compare with https://developer.nvidia.com/embedded/jetpack-archive")
+                name, ctx["l4t"]), "see https://developer.nvidia.com/embedded/jetpack-archive")
         return row("board", "ok", "%s, L4T %s = JetPack %s: TensorRT %s, CUDA %s, cuDNN %s, "
                    "Python %s" % (name, ctx["l4t"], jp["jetpack"], jp["tensorrt"], jp["cuda"],
                                   jp["cudnn"], jp["python"]))
@@ -54,24 +54,26 @@ def check_tensorrt(ctx):
     trt, jp = ctx["env"].get("tensorrt"), ctx["jetpack"]
     if trt is None:
         if ctx["jetson"]:
-            return row("tensorrt", "FAIL", "not importable", "sudo apt-get install python3-libnvinfer "
-                       "(JetPack's bindings are for its system python%s)" % (jp or {}).get("python", "3"),
-                       device_links(ctx, "build_engine"))
+            return row("tensorrt", "FAIL", "not importable", "sudo apt-get install "
+                       "python3-libnvinfer (JetPack's bindings are for its system python%s)" % (
+                           (jp or {}).get("python", "3")), device_links(ctx, "build_engine"))
         if ctx["env"].get("gpu"):
             return row("tensorrt", "warn", "not importable: no engine can be built here; verify, "
                        "infer and bench use ONNX Runtime", "pip install tensorrt")
         return row("tensorrt", "ok", "not installed (not needed on the host)")
     detail = "tensorrt %s importable" % trt
     if jp and version_tuple(trt)[:2] != version_tuple(jp["tensorrt"])[:2]:
-        return row("tensorrt", "warn", detail + ", but L4T %s ships %s" % (ctx["l4t"], jp["tensorrt"]),
-                   "reinstall JetPack's python3-libnvinfer; engines are tied to one TensorRT")
+        return row("tensorrt", "warn", detail + ", but L4T %s ships %s" % (
+            ctx["l4t"], jp["tensorrt"]), "reinstall JetPack's python3-libnvinfer; engines are "
+            "tied to one TensorRT")
     target = ctx.get("onnx_target")
     if target and version_tuple(trt)[:2] < version_tuple(target)[:2]:
         return row("tensorrt", "warn", detail + "; model.onnx was gated for TensorRT %s" % target,
                    "operators newer than %s may not parse: export for this TensorRT or upgrade "
                    "JetPack" % trt)
-    return row("tensorrt", "ok", detail + (" (JetPack %s ships %s)" % (jp["jetpack"], jp["tensorrt"])
-                                           if jp else ""))
+    if jp:
+        detail += " (JetPack %s ships %s)" % (jp["jetpack"], jp["tensorrt"])
+    return row("tensorrt", "ok", detail)
 
 
 def check_cuda(ctx):
@@ -80,20 +82,22 @@ def check_cuda(ctx):
     if not env.get("pycuda"):
         if ctx["role"] == "host":
             return row("cuda", "ok", "pycuda not installed (not needed on the host)")
-        return row("cuda", "FAIL", "pycuda is not importable", "export PATH=/usr/local/cuda/bin:$PATH "
-                   "&& pip3 install --user 'pycuda<=2022.1'",
+        return row("cuda", "FAIL", "pycuda is not importable", "export PATH=/usr/local/cuda/bin:"
+                   "$PATH && pip3 install --user 'pycuda<=2022.1'",
                    device_links(ctx, "build_engine", "runtime_check"))
     if not gpu:
-        return row("cuda", "FAIL" if ctx["jetson"] else "ok", "pycuda %s, but no CUDA device" % env["pycuda"],
-                   "check the driver (L4T) and that this user is in the video group" if ctx["jetson"]
-                   else None, device_links(ctx, "build_engine", "runtime_check"))
+        if not ctx["jetson"]:
+            return row("cuda", "ok", "pycuda %s, no CUDA device" % env["pycuda"])
+        return row("cuda", "FAIL", "pycuda %s, but no CUDA device" % env["pycuda"],
+                   "check the L4T driver and that this user is in the video group",
+                   device_links(ctx, "build_engine", "runtime_check"))
     detail = "pycuda %s, %s sm_%s, CUDA %s (pycuda's build), driver %s" % (
         env["pycuda"], gpu["name"], gpu["compute_capability"].replace(".", ""), gpu["cuda"],
         gpu["driver"])
     if jp and version_tuple(gpu["cuda"])[:2] != version_tuple(jp["cuda"])[:2]:
-        return row("cuda", "warn", detail + "; JetPack %s has CUDA %s" % (jp["jetpack"], jp["cuda"]),
-                   "rebuild pycuda against JetPack's CUDA: pip3 install --user --force-reinstall "
-                   "--no-binary :all: 'pycuda<=2022.1'")
+        return row("cuda", "warn", detail + "; JetPack %s has CUDA %s" % (
+            jp["jetpack"], jp["cuda"]), "rebuild pycuda against JetPack's CUDA: pip3 install "
+            "--user --force-reinstall --no-binary :all: 'pycuda<=2022.1'")
     return row("cuda", "ok", detail)
 
 
@@ -115,8 +119,8 @@ def check_numpy(ctx):
                    ctx["links"])
     t = version_tuple(trt)[:3]
     if trt and (8, 4) <= t <= (8, 5, 2) and version_tuple(numpy) >= (1, 24):
-        return row("numpy", "warn", "%s with TensorRT %s, whose trt.nptype uses np.bool (removed in "
-                   "numpy 1.24)" % (numpy, trt), "pip3 install --user 'numpy<1.24'")
+        return row("numpy", "warn", "%s with TensorRT %s, whose trt.nptype uses np.bool "
+                   "(removed in numpy 1.24)" % (numpy, trt), "pip3 install --user 'numpy<1.24'")
     if numpy == "1.19.5" and ctx["jetson"]:
         return row("numpy", "warn", "1.19.5 dies with 'Illegal instruction' on Jetson (aarch64)",
                    "pip3 install --user numpy==1.19.4")
@@ -150,7 +154,8 @@ def check_nvcc(ctx):
         return row("nvcc", "warn", "not on PATH, found at /usr/local/cuda/bin/nvcc",
                    "export PATH=/usr/local/cuda/bin:$PATH (add it to ~/.bashrc)")
     if ctx["kernels_here"]:
-        return row("nvcc", "ok", "absent, and not needed: the kernels for %s are compiled" % ctx["sm"])
+        return row("nvcc", "ok", "absent, and not needed: the kernels for %s are compiled" % (
+            ctx["sm"]))
     return row("nvcc", "FAIL", "not on PATH nor at /usr/local/cuda/bin",
                "install the CUDA toolkit (JetPack: sudo apt-get install cuda-toolkit-*)",
                device_links(ctx, "runtime_check"))
@@ -161,7 +166,8 @@ def estimate_build(onnx_bytes, workspace_mb, integrated):
     is taken from the same RAM; on a discrete GPU it is not."""
     onnx_mb = onnx_bytes / float(1 << 20)
     total = LIBS_MB + ONNX_COPIES * onnx_mb + (workspace_mb if integrated else 0)
-    how = "%d MB CUDA/TensorRT/cuDNN libraries + %d x ONNX (%.0f MB)" % (LIBS_MB, ONNX_COPIES, onnx_mb)
+    how = "%d MB CUDA/TensorRT/cuDNN libraries + %d x ONNX (%.0f MB)" % (
+        LIBS_MB, ONNX_COPIES, onnx_mb)
     how += " + workspace %d MB (shared CPU/GPU memory)" % workspace_mb if integrated else \
         " (workspace %d MB lives in GPU memory)" % workspace_mb
     return int(round(total)), how
@@ -201,8 +207,8 @@ def check_memory(ctx):
     detail = "%s; the engine build needs about %d MB = %s" % (text, need, how)
     if need <= usable:
         return row("memory", "ok", detail)
-    fix = "add swap: %s; or stop the desktop (sudo systemctl isolate multi-user.target), or lower " \
-          "engine.workspace_mb" % swap_command(ctx["root"], need - usable)
+    fix = ("add swap: %s; or stop the desktop (sudo systemctl isolate multi-user.target), or "
+           "lower engine.workspace_mb" % swap_command(ctx["root"], need - usable))
     status = "FAIL" if "build_engine" == ctx["next"] else "warn"
     return row("memory", status, detail, fix, device_links(ctx, "build_engine"))
 
@@ -212,10 +218,14 @@ def check_power(ctx):
         return row("power", "ok", "not a Jetson (no nvpmodel)")
     mode = jetson.power_mode(ctx["runner"])
     if mode is None:
-        return row("power", "warn", "nvpmodel -q gave no power mode", "sudo apt-get install nvpmodel")
+        return row("power", "warn", "nvpmodel -q gave no power mode",
+                   "sudo apt-get install nvpmodel")
     detail = "nvpmodel mode %d (%s)" % (mode["id"], mode["name"])
     if "MAXN" not in mode["name"].upper():
-        return row("power", "warn", detail + ": not the fastest mode", "sudo nvpmodel -m 0")
+        nano = jetson.board_sm(ctx["board"]) == "5.3"
+        return row("power", "warn", detail + ": not the fastest mode", "sudo nvpmodel -m 0 (MAXN, "
+                   "10 W)" if nano else "`nvpmodel -p --verbose` lists the modes: sudo nvpmodel -m "
+                   "<id of MAXN>")
     return row("power", "ok", detail)
 
 
@@ -225,7 +235,8 @@ def check_clocks(ctx):
     root = ctx["root"]
     active, evidence = jetson.jetson_clocks(root)
     gpu, emc = jetson.devfreq(root), jetson.emc(root)
-    parts = ["jetson_clocks %s (%s)" % ({True: "on", False: "off", None: "unknown"}[active], evidence)]
+    state = {True: "on", False: "off", None: "unknown"}[active]
+    parts = ["jetson_clocks %s (%s)" % (state, evidence)]
     if gpu:
         parts.append("GPU %d MHz" % gpu["cur_mhz"])
     parts.append("EMC %d/%s MHz" % (emc["cur_mhz"], emc["max_mhz"]) if emc else

@@ -10,29 +10,18 @@ from stages.common import files
 from stages.common.errors import ConfigError, ImageError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-MODES = ("overlay", "mask", "both")
 
 
-def options(cfg, variables):
-    image = variables.get("image")
-    if not image:
+def options(cfg):
+    """infer's settings (pipeline.yaml's infer section, command-line variables applied and
+    checked by the schema) in the shape this module uses."""
+    c = cfg["infer"]
+    if not c["image"]:
         raise ConfigError("doit infer needs image=PATH: an image, a folder, a video, a camera index or a "
                           "GStreamer pipeline.")
-    try:
-        alpha = float(variables.get("alpha", cfg["infer"]["alpha"]))
-    except ValueError:
-        alpha = -1.0
-    if not 0.0 <= alpha <= 1.0:
-        raise ConfigError("alpha=%s must be a number from 0 to 1." % variables.get("alpha"))
-    mode = variables.get("mode", cfg["infer"]["mode"])
-    if mode not in MODES:
-        raise ConfigError("mode=%s must be one of %s." % (mode, ", ".join(MODES)))
-    try:
-        limit = int(variables.get("n", 0))
-    except ValueError:
-        raise ConfigError("n=%s must be a whole number of frames." % variables.get("n"))
-    return {"image": image, "out": variables.get("out", cfg["infer"]["out"]), "alpha": alpha, "mode": mode,
-            "backend": variables.get("backend", "auto"), "max_mp": cfg["infer"]["max_megapixels"], "limit": limit}
+    return {"image": c["image"], "out": c["out"], "alpha": c["alpha"], "mode": c["mode"],
+            "backend": c["backend"], "max_mp": c["max_megapixels"], "limit": c["n"] or 0,
+            "sequential": c["sequential"]}
 
 
 def source_kind(source):
@@ -126,10 +115,10 @@ def infer_stream(seg, source, kind, opts, stats):
     print("\ninfer: wrote %s (%d frames)" % (video_path, stats.done))
 
 
-def run_infer(cfg, layout, variables):
+def run_infer(cfg, layout):
     from runtime.images import list_images
     from stages.device.select import describe, open_runtime
-    opts = options(cfg, variables)
+    opts = options(cfg)
     kind = source_kind(opts["image"])
     if kind in ("folder", "image", "video") and not os.path.exists(opts["image"]):
         raise ImageError("image=%s does not exist: give an image, a folder, a video, a camera index or a "
@@ -143,7 +132,7 @@ def run_infer(cfg, layout, variables):
         paths = list_images(opts["image"]) if kind == "folder" else [opts["image"]]
         if not paths:
             raise ImageError("The folder %s has no images (.jpg, .png, ...)." % opts["image"])
-        infer_images(seg, paths, opts, stats)
+        infer_images(seg, paths[:opts["limit"] or None], opts, stats)
     else:
         infer_stream(seg, opts["image"], kind, opts, stats)
     print(stats.summary())

@@ -56,8 +56,8 @@ def emulate_fp16_storage(typed_model):
         for i, name in enumerate(node.output):
             if name and types.get(name) == FLOAT16:
                 node.output[i] = name + "/fp32"
-                nodes.append(helper.make_node("Cast", [name + "/fp32"], [name + "/fp16"], to=FLOAT16,
-                                              name=name + "/store_fp16"))
+                nodes.append(helper.make_node("Cast", [name + "/fp32"], [name + "/fp16"],
+                                              to=FLOAT16, name=name + "/store_fp16"))
                 nodes.append(helper.make_node("Cast", [name + "/fp16"], [name], to=FLOAT,
                                               name=name + "/load_fp16"))
     for v in list(g.input) + list(g.output):

@@ -1,0 +1,104 @@
+"""Every setting of the pipeline as data: pipeline.yaml's sections and keys, and the command-line
+variables, each of which overrides named keys (so `alpha=2` is checked by the same rule, with the
+same message, as `infer.alpha: 2`). stages.common.config applies it."""
+
+TRT_TARGETS = ("8.2", "8.4", "8.5", "8.6", "10")
+BACKENDS = ("auto", "tensorrt", "onnxruntime")  # the same tuple as runtime.backends.BACKENDS
+
+
+class Key(object):
+    """One setting: kind is bool|int|float|str|path|outpath|outdir|paths|strs|choice|
+    source, its default,
+    and its limits. A float is always finite (NaN and infinity are refused)."""
+
+    def __init__(self, kind, default, choices=None, optional=False, minimum=None, maximum=None):
+        self.kind, self.default, self.choices = kind, default, choices
+        self.optional, self.minimum, self.maximum = optional, minimum, maximum
+
+
+def _fraction(default):
+    return Key("float", default, minimum=0, maximum=1)
+
+
+def _thresholds(input_max_abs, logits_max_abs, logits_mean_abs, mask_agreement, miou):
+    return {"input_max_abs": Key("float", input_max_abs, minimum=0),
+            "logits_max_abs": Key("float", logits_max_abs, minimum=0),
+            "logits_mean_abs": Key("float", logits_mean_abs, minimum=0),
+            "mask_agreement": _fraction(mask_agreement),
+            "miou": _fraction(miou)}
+
+
+SCHEMA = {
+    "artifacts": Key("outpath", "artifacts"),
+    "model": {
+        "path": Key("str", "models/segformer-tiny-sidewalk"),
+        "repo_id": Key("str", None, optional=True),
+        "revision": Key("str", None, optional=True),
+        "allow_pickle": Key("bool", False),
+    },
+    "golden": {
+        "images": Key("paths", ["examples/street_1920x1080.jpg"]),
+        "overlay_alpha": _fraction(0.5),
+    },
+    "onnx": {
+        "opset": Key("int", 13, minimum=7),
+        "simplify": Key("bool", True),
+        "target_tensorrt": Key("choice", "8.2", choices=TRT_TARGETS),
+        "max_abs": Key("float", 1e-3, minimum=0),
+        "mask_agreement": _fraction(0.999),
+    },
+    "precision": {  # the precision link: fp32 islands, mixed model, fp16 preview
+        "margin": Key("float", 4.0, minimum=1),
+    },
+    "engine": {
+        "precision": Key("choice", "fp16", choices=("fp32", "fp16")),
+        "workspace_mb": Key("int", 1024, minimum=16),
+        "keep_fp32": Key("strs", ["LayerNorm", "Softmax"]),
+        "timing_cache": Key("bool", True),
+    },
+    "verify": {
+        "backend": Key("choice", "auto", choices=BACKENDS),
+        "fp32": _thresholds(1e-3, 1e-3, 1e-4, 0.999, 0.99),
+        "fp16": _thresholds(1e-3, 0.05, 0.005, 0.995, 0.89),  # from `doit precision`'s limits
+    },
+    "infer": {
+        "image": Key("source", None, optional=True),
+        "out": Key("outdir", "artifacts/infer"),
+        "alpha": _fraction(0.5),
+        "mode": Key("choice", "both", choices=("overlay", "mask", "both")),
+        "backend": Key("choice", "auto", choices=BACKENDS),
+        "n": Key("int", None, optional=True, minimum=1),
+        "sequential": Key("bool", False),
+        "max_megapixels": Key("float", 80.0, minimum=0.01),
+    },
+    "bench": {
+        "image": Key("path", "examples/street_1920x1080.jpg"),
+        "iterations": Key("int", 50, minimum=1),
+        "warmup": Key("int", 5, minimum=0),
+        "backend": Key("choice", "auto", choices=BACKENDS),
+        "cpu": Key("bool", True),
+    },
+}
+
+# name= on the command line -> (help, the keys it overrides). `config` picks the pipeline file.
+VARIABLES = {
+    "config": ("the pipeline file (default pipeline.yaml)", ()),
+    "image": ("an image, folder, video, camera index or GStreamer pipeline (infer)", ("infer.image",)),
+    "out": ("the output folder (infer)", ("infer.out",)),
+    "alpha": ("the overlay blend 0..1 (infer)", ("infer.alpha",)),
+    "mode": ("overlay, mask or both (infer)", ("infer.mode",)),
+    "backend": ("auto, tensorrt or onnxruntime (verify, infer, bench)",
+                ("verify.backend", "infer.backend", "bench.backend")),
+    "n": ("frames (infer) or timed iterations (bench)", ("infer.n", "bench.iterations")),
+    "sequential": ("1 to run infer's stream stages one after another (no pipelining)",
+                   ("infer.sequential",)),
+    "cpu": ("0 to skip bench's ONNX Runtime vs PyTorch CPU comparison", ("bench.cpu",)),
+}
+
+
+def key_spec(dotted):
+    """The Key for 'section.name' (or a top-level name)."""
+    node = SCHEMA
+    for part in dotted.split("."):
+        node = node[part]
+    return node

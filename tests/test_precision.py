@@ -1,0 +1,166 @@
+"""The precision link: faithful fp16 emulation, islands chosen from data, preview, limits."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from checkouts_fp16 import island_project
+from conftest import assert_one_sentence_error, doit, edit_yaml, executed
+
+pytestmark = pytest.mark.host
+
+
+def _chain_model():
+    """y = (x - mean) / sqrt(mean((x - mean)^2) + eps): a decomposed LayerNorm over 4 values."""
+    from onnx import TensorProto, helper
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], axes=[-1], name="mean"),
+             helper.make_node("Sub", ["x", "m"], ["d"], name="sub"),
+             helper.make_node("Pow", ["d", "two"], ["sq"], name="pow"),
+             helper.make_node("ReduceMean", ["sq"], ["var"], axes=[-1], name="var"),
+             helper.make_node("Add", ["var", "eps"], ["ve"], name="add"),
+             helper.make_node("Sqrt", ["ve"], ["sd"], name="sqrt"),
+             helper.make_node("Div", ["d", "sd"], ["y"], name="div")]
+    inits = [helper.make_tensor("two", TensorProto.FLOAT, [], [2.0]),
+             helper.make_tensor("eps", TensorProto.FLOAT, [], [1e-5])]
+    x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 4]) for n in "xy")
+    graph = helper.make_graph(nodes, "ln", [x], [y], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def _numpy_fp16(x):
+    """The same chain in numpy: every op in fp32, every result stored as float16."""
+    h = lambda a: np.asarray(a, np.float32).astype(np.float16).astype(np.float32)  # noqa: E731
+    x = h(x)
+    m = h(x.mean(-1, keepdims=True))
+    d = h(x - m)
+    var = h(h(d ** 2).mean(-1, keepdims=True))
+    return h(d / h(np.sqrt(h(var + h(np.float32(1e-5))))))
+
+
+def _emulated(model, islands, x):
+    from stages.host import fp16_convert, fp16_emulate
+    typed = fp16_convert.to_mixed(model, islands)
+    return fp16_emulate.session(fp16_emulate.emulate_fp16_storage(typed)).run(["y"], {"x": x})[0]
+
+
+def test_emulation_reproduces_numpy_float16_overflow_and_islands_repair_it():
+    # the second row's squared deviations (up to 435^2) exceed 65504
+    x = np.array([[1.0, 2.0, 3.0, 4.5], [-400.0, 300.0, 50.0, 250.0]], np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = _numpy_fp16(x)
+    got = _emulated(_chain_model(), [], x)
+    assert np.isinf(_numpy_fp16_pow(x)).any()  # the second row's squares overflow in float16
+    assert np.array_equal(got, expected), (got, expected)  # bit for bit, zeros from x/inf included
+    assert np.all(got[1] == 0) and np.isfinite(got[0]).all() and np.abs(got[0]).max() > 1
+    fixed = _emulated(_chain_model(), ["pow", "var", "add", "sqrt"], x)
+    d = x - x.mean(-1, keepdims=True)
+    exact = d / np.sqrt((d ** 2).mean(-1, keepdims=True) + 1e-5)
+    assert np.abs(fixed - exact).max() < 2e-3
+
+
+def _numpy_fp16_pow(x):
+    d = x.astype(np.float16) - x.astype(np.float16).mean(-1, keepdims=True)
+    with np.errstate(over="ignore"):
+        return d.astype(np.float16) ** 2
+
+
+def test_mixed_model_types_follow_the_islands():
+    import onnx
+    from stages.host import fp16_convert, fp16_emulate
+    typed = fp16_convert.to_mixed(_chain_model(), ["pow", "var"])
+    types = fp16_emulate.tensor_types(typed)
+    assert [i.type.tensor_type.elem_type for i in typed.graph.input] == [onnx.TensorProto.FLOAT]
+    assert [o.type.tensor_type.elem_type for o in typed.graph.output] == [onnx.TensorProto.FLOAT]
+    out = dict((n.name, types[n.output[0]]) for n in typed.graph.node)  # nodes keep their names
+    assert out["pow"] == out["var"] == onnx.TensorProto.FLOAT
+    assert out["sub"] == out["add"] == out["sqrt"] == out["div"] == onnx.TensorProto.FLOAT16
+    assert fp16_convert.island_casts(typed) >= 4  # in, out, and both island boundaries
+
+
+@pytest.fixture(scope="module")
+def islands_run(tmp_path_factory):
+    dest = island_project(str(tmp_path_factory.mktemp("islands")))
+    code, out = doit(dest, "precision")  # and checkout, golden, onnx before it
+    assert code == 0, out
+    with open(os.path.join(dest, "artifacts", "onnx", "precision.json")) as f:
+        return dest, out, json.load(f)
+
+
+def test_island_checkout_breaks_naive_fp16_and_the_islands_repair_it(islands_run):
+    dest, out, report = islands_run
+    assert "precision" in executed(out)
+    naive, mixed = report["preview"]["naive"][0], report["preview"]["mixed"][0]
+    assert naive["mask_agreement"] < 0.8 and naive["miou"] < 0.6, naive  # far below 0.99 / 0.95
+    assert mixed["mask_agreement"] > 0.999 and mixed["miou"] > 0.99
+    assert mixed["nan"] == mixed["inf"] == 0
+    names = [i["node"] for i in report["islands"]]
+    for ln in ("patch_embeddings/layer_norm/", "sequence_reduction/layer_norm/"):  # the scaled ones
+        assert any(n.endswith(ln + "Pow") for n in names), names
+        assert any(n.endswith(ln + "ReduceMean_1") for n in names), names
+    assert all("> 65504" in i["reason"] for i in report["islands"]) and len(names) <= 8, names
+    assert "naive all-fp16" in out and "island Pow" in out
+
+
+def test_precision_json_and_mixed_model_follow_the_contract(islands_run):
+    import onnx
+    from stages.common import files
+    from stages.host import fp16_emulate
+    dest, _, report = islands_run
+    onnx_dir = os.path.join(dest, "artifacts", "onnx")
+    assert report["format"] == "segformer-precision/1" and report["tool"]["version"]
+    assert report["onnx_sha256"] == files.sha256_file(os.path.join(onnx_dir, "model.onnx"))
+    assert report["mixed_sha256"] == files.sha256_file(os.path.join(onnx_dir, "model.mixed.onnx"))
+    metrics = {"logits_max_abs", "logits_mean_abs", "mask_agreement", "miou"}
+    assert set(report["limits"]) == metrics | {"margin"}
+    for row in report["preview"]["mixed"] + report["preview"]["naive"]:
+        assert set(row) == metrics | {"image", "nan", "inf"}
+    mixed = onnx.load(os.path.join(onnx_dir, "model.mixed.onnx"))
+    types = fp16_emulate.tensor_types(mixed)
+    by_name = dict((n.name, n) for n in mixed.graph.node)
+    for island in report["islands"]:
+        assert list(by_name[island["node"]].output) == island["mixed_outputs"], island
+        assert all(types[t] == onnx.TensorProto.FLOAT for t in island["mixed_outputs"]), island
+    convs = [n for n in mixed.graph.node if n.op_type == "Conv"]
+    assert convs and all(types[n.output[0]] == onnx.TensorProto.FLOAT16 for n in convs)
+
+
+def test_default_model_needs_no_islands_and_verify_fp16_comes_from_its_preview(built_project):
+    from stages.common.config import load  # the shipped pipeline.yaml (the copy's is the same)
+    with open(os.path.join(built_project, "artifacts", "onnx", "precision.json")) as f:
+        report = json.load(f)
+    assert report["islands"] == [] and report["preview"]["mixed"] == report["preview"]["naive"]
+    derived, configured = report["limits"], load("pipeline.yaml")["verify"]["fp16"]
+    for key in ("logits_max_abs", "logits_mean_abs"):  # not stricter than derived, not far looser
+        assert derived[key] <= configured[key] <= 2 * derived[key], (key, derived, configured)
+    for key in ("mask_agreement", "miou"):
+        loosest = 1 - 2 * (1 - derived[key])
+        assert loosest <= configured[key] <= derived[key], (key, derived, configured)
+
+
+def test_second_doit_reruns_nothing_and_margin_reruns_only_precision(project):
+    code, out = doit(project)
+    assert code == 0 and executed(out) == [] and "-- precision" in out, out
+    edit_yaml(os.path.join(project, "pipeline.yaml"), "margin: 4 ", "margin: 5 ")
+    code, out = doit(project)
+    assert code == 0 and executed(out) == ["precision"], out
+
+
+def test_mixed_model_below_the_fp16_limits_fails_the_link(project):
+    mixed = os.path.join(project, "artifacts", "onnx", "model.mixed.onnx")
+    before = os.path.getmtime(mixed)
+    pipeline = os.path.join(project, "pipeline.yaml")
+    with open(pipeline) as f:
+        text = f.read()
+    start = text.index("fp16: {") + len("fp16: {")
+    with open(pipeline, "w") as f:
+        f.write(text[:start] + "input_max_abs: 1.0e-3, logits_max_abs: 1.0e-4, "
+                "logits_mean_abs: 1.0, mask_agreement: 0.5, miou: 0.5}\n"
+                + text[text.index("\n", start) + 1:])
+    code, out = doit(project, "precision")
+    assert_one_sentence_error(code, out, "fp16 preview of model.mixed.onnx fails",
+                              "verify.fp16.logits_max_abs", "engine.precision: fp32")
+    assert os.path.getmtime(mixed) == before
+    edit_yaml(pipeline, "precision: fp16", "precision: fp32")
+    code, out = doit(project, "precision")
+    assert code == 0 and "so the link passes" in out, out
