@@ -44,7 +44,8 @@ def test_bundle_holds_exactly_what_the_device_needs(project):
         manifest = json.loads(tar.extractfile("segformer-trt/BUNDLE_MANIFEST.json").read().decode())
         onnx_bytes = tar.extractfile("segformer-trt/artifacts/onnx/model.onnx").read()
     for need in ("dodo.py", "pipeline.yaml", "requirements-device.txt", "stages/device/engine.py", "runtime/segmenter.py",
-                 "runtime/kernels/preprocess.cu", "artifacts/onnx/model.onnx", "artifacts/onnx/model.json",
+                 "runtime/kernels/preprocess.cu", "artifacts/onnx/model.onnx", "artifacts/onnx/model.json", "artifacts/onnx/model.mixed.onnx",
+                 "artifacts/onnx/precision.json",
                  "artifacts/checkout/manifest.json", "artifacts/golden/golden.json",
                  "artifacts/golden/00_street_1920x1080/input.npy", "examples/odd_641x479.jpg", "BUNDLE_MANIFEST.json"):
         assert need in names, need

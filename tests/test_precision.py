@@ -164,3 +164,29 @@ def test_mixed_model_below_the_fp16_limits_fails_the_link(project):
     edit_yaml(pipeline, "precision: fp16", "precision: fp32")
     code, out = doit(project, "precision")
     assert code == 0 and "so the link passes" in out, out
+
+
+class _MaskOracle(object):
+    """Stands in for the previews: the masks meet the goal iff `needed` are all islands."""
+
+    def __init__(self, needed):
+        self.needed_set, self.asked = set(needed), 0
+
+    def ok(self, islands):
+        self.asked += 1
+        return self.needed_set <= set(islands)
+
+
+def test_search_adds_the_nodes_closest_to_the_range_and_drops_candidates_the_masks_do_not_need():
+    from stages.host.precision_search import Search, choose
+    ranges = [{"node": n, "max_abs": v} for n, v in
+              [("a", 9e4), ("b", 7e4), ("c", 10.0), ("d", 4e4), ("e", 3e4), ("f", 1.0)]]
+    candidates = [r for r in ranges if r["max_abs"] > 65504]
+    oracle = _MaskOracle(["a", "e"])  # b overflows but the masks do not care; e is close to it
+    search = Search.__new__(Search)
+    search.ok = oracle.ok
+    assert choose(search, ranges, candidates) == ["a", "e"]
+    assert oracle.asked < 20
+    oracle = _MaskOracle(["a", "b"])
+    search.ok = oracle.ok
+    assert choose(search, ranges, candidates) == ["a", "b"]

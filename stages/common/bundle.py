@@ -28,8 +28,17 @@ def bundle_inputs(cfg, layout):
     """Every file that goes into the bundle, relative to the project root."""
     images = sorted(set(layout.images + [cfg["bench"]["image"]]))
     artifacts = [layout.manifest] + layout.golden_targets() + [
-        layout.onnx_model, layout.onnx_sidecar, layout.onnx_report]
+        layout.onnx_model, layout.onnx_sidecar, layout.onnx_report,
+        layout.precision_model, layout.precision_report]  # the fp16 islands and the mixed model
     return [f for f in TOP_FILES if os.path.exists(f)] + _code_files() + images + artifacts
+
+
+def _readable(info):
+    """Members readable by every user on the device (0644 with the usual umask; 0755 for
+    executables), whatever mode the file had here."""
+    if info.isfile():
+        info.mode = files.EXEC_MODE if info.mode & 0o100 else files.FILE_MODE
+    return info
 
 
 def run_bundle(cfg, layout):
@@ -41,10 +50,10 @@ def run_bundle(cfg, layout):
     with files.atomic_path(layout.bundle, suffix=".tar.gz") as tmp:
         with tarfile.open(tmp, "w:gz") as tar:
             for n in names:
-                tar.add(n, arcname=os.path.join("segformer-trt", n), recursive=False)
+                tar.add(n, arcname=os.path.join("segformer-trt", n), recursive=False, filter=_readable)
             blob = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
             info = tarfile.TarInfo(os.path.join("segformer-trt", MANIFEST_NAME))
-            info.size, info.mtime = len(blob), int(time.time())
+            info.size, info.mtime, info.mode = len(blob), int(time.time()), files.FILE_MODE
             tar.addfile(info, io.BytesIO(blob))
     size = os.path.getsize(layout.bundle) / 1e6
     print("bundle: %d files, %.1f MB -> %s" % (len(names), size, layout.bundle))

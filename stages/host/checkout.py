@@ -1,21 +1,30 @@
 """checkout link: resolve model.path (download only if model.repo_id is set), validate the
-HF checkout, and write artifacts/checkout/manifest.json (file hashes, labels, input spec)."""
+HF checkout, and write artifacts/checkout/manifest.json (file hashes, labels, input spec).
+
+This is the one validation of a checkout that the whole chain trusts: every check that can be
+made from the files (JSON shapes, labels, input size, mean/std, weights' headers and their
+segmentation head) is made here, so later links never crash on a malformed checkout. And
+`load_model` / `load_processor` are the only way the checkout is loaded (golden, onnx, bench),
+so `model.allow_pickle` cannot be side-stepped."""
+import errno
 import json
+import math
 import os
-import struct
 
 from stages.common import files
 from stages.common.errors import CheckoutError
+from stages.host import checkout_weights as weights_check
 
 CONFIG, PREPROCESSOR = "config.json", "preprocessor_config.json"
-LFS_MAGIC = b"version https://git-lfs.github.com/spec/v1"
 SUPPORTED_RESAMPLE = {2: "bilinear"}
+MIN_SIDE, MAX_SIDE = 32, 4096  # SegFormer downsamples by 32; 4096 is far beyond any checkpoint
 
 
 def run_checkout(model_cfg, manifest_path):
     """Validate (fetching first if asked) the checkout and write its manifest."""
     model_dir = model_cfg["path"]
     if not os.path.isdir(model_dir):
+        _refuse_model_path(model_dir)
         if not model_cfg["repo_id"]:
             raise CheckoutError(
                 "model.path %s does not exist: clone the model there (git lfs install; git clone "
@@ -26,6 +35,22 @@ def run_checkout(model_cfg, manifest_path):
     print("checkout: %s, %d labels, input %dx%d, weights %s" % (
         model_dir, manifest["num_labels"], manifest["input"]["height"], manifest["input"]["width"],
         manifest["weights"]["format"]))
+
+
+def _refuse_model_path(model_dir):
+    """model.path exists but is no folder: a file, a symlink loop or a dangling link, each named."""
+    if os.path.islink(model_dir):
+        try:
+            os.stat(model_dir)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise CheckoutError("model.path %s is a symlink loop: point the link at the checkout "
+                                    "folder (ls -l %s)." % (model_dir, model_dir))
+            raise CheckoutError("model.path %s is a symlink to %s, which does not exist: fix the link "
+                                "or clone the model there." % (model_dir, os.readlink(model_dir)))
+    if os.path.exists(model_dir):
+        raise CheckoutError("model.path %s is a file, not a folder: set model.path to the checkout "
+                            "folder (the one holding config.json)." % model_dir)
 
 
 def fetch(repo_id, revision, model_dir, allow_pickle):
@@ -48,20 +73,16 @@ def _read_json(model_dir, name):
         raise CheckoutError("%s is missing from %s: the checkout is incomplete; clone the model again." % (
             name, model_dir))
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open(path, "rb") as f:
+            data = json.loads(f.read().decode("utf-8"))
     except ValueError:
-        _reject_lfs_pointer(path, model_dir)
+        weights_check.reject_lfs_pointer(path, model_dir)
         raise CheckoutError("%s in %s is not valid JSON: restore it from the model repository." % (
             name, model_dir))
-
-
-def _reject_lfs_pointer(path, model_dir):
-    with open(path, "rb") as f:
-        head = f.read(len(LFS_MAGIC))
-    if head == LFS_MAGIC:
-        what = "weights are" if not path.endswith(".json") else "%s is" % os.path.basename(path)
-        raise CheckoutError("%s a Git LFS pointer: run `git lfs pull` in %s." % (what, model_dir))
+    if not isinstance(data, dict):
+        raise CheckoutError("%s in %s is a JSON %s, not an object of settings: restore it from the model "
+                            "repository." % (name, model_dir, type(data).__name__))
+    return data
 
 
 def validate_config(model_dir):
@@ -70,86 +91,88 @@ def validate_config(model_dir):
         raise CheckoutError("config.json in %s describes a %r model, not a SegFormer: point model.path at "
                             "a SegFormer checkout." % (model_dir, cfg.get("model_type")))
     archs = cfg.get("architectures") or ["SegformerForSemanticSegmentation"]
-    if "SegformerForSemanticSegmentation" not in archs:
+    if not isinstance(archs, list) or "SegformerForSemanticSegmentation" not in archs:
         raise CheckoutError("config.json in %s is a SegFormer for %s, not for semantic segmentation: use a "
-                            "SegformerForSemanticSegmentation checkout." % (model_dir, ", ".join(archs)))
+                            "SegformerForSemanticSegmentation checkout." % (model_dir, archs))
+    return _labels(cfg, model_dir)
+
+
+def _labels(cfg, model_dir):
+    """id2label as a list: keys "0".."n-1" (all of them), names as strings, n == num_labels."""
     id2label = cfg.get("id2label")
     if not isinstance(id2label, dict) or not id2label:
         raise CheckoutError("config.json in %s has no id2label: add the class names." % model_dir)
-    labels = [id2label[k] for k in sorted(id2label, key=int)]
+    bad = [k for k in id2label if not (k.isdigit() and str(int(k)) == k)]
+    if bad:
+        raise CheckoutError("config.json in %s has id2label key %r, not a class index: its keys must be "
+                            "\"0\", \"1\", ... (restore the file)." % (model_dir, bad[0]))
+    ids = sorted(int(k) for k in id2label)
+    if ids != list(range(len(ids))):
+        raise CheckoutError("config.json in %s has id2label keys %s..%s with gaps: every class index from 0 "
+                            "to %d needs a name." % (model_dir, ids[0], ids[-1], ids[-1]))
+    labels = [id2label[str(i)] for i in ids]
+    if not all(isinstance(l, str) and l for l in labels):
+        raise CheckoutError("config.json in %s has an id2label name that is not a string: give every "
+                            "class a name." % model_dir)
+    num = cfg.get("num_labels", len(labels))
+    if num != len(labels):
+        raise CheckoutError("config.json in %s says num_labels %r but id2label names %d classes: make "
+                            "them agree." % (model_dir, num, len(labels)))
     if len(labels) > 256:
         raise CheckoutError("config.json in %s has %d labels; masks are uint8, so at most 256 are "
                             "supported." % (model_dir, len(labels)))
     return labels
 
 
-def validate_preprocessor(model_dir):
-    pre = _read_json(model_dir, PREPROCESSOR)
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _input_size(pre, model_dir):
     size = pre.get("size") or {}
-    if isinstance(size, int):
+    if isinstance(size, int) and not isinstance(size, bool):
         size = {"height": size, "width": size}
     if not (isinstance(size, dict) and "height" in size and "width" in size):
         raise CheckoutError("preprocessor_config.json in %s must give size as height and width." % model_dir)
+    for key in ("height", "width"):
+        v = size[key]
+        if not (isinstance(v, int) and not isinstance(v, bool) and MIN_SIDE <= v <= MAX_SIDE):
+            raise CheckoutError("preprocessor_config.json in %s gives size %s %r: it must be a whole number "
+                                "of pixels from %d to %d." % (model_dir, key, v, MIN_SIDE, MAX_SIDE))
+    return {"height": size["height"], "width": size["width"]}
+
+
+def validate_preprocessor(model_dir):
+    pre = _read_json(model_dir, PREPROCESSOR)
+    size = _input_size(pre, model_dir)
     mean, std = pre.get("image_mean"), pre.get("image_std")
     for key, val in (("image_mean", mean), ("image_std", std)):
-        if not (isinstance(val, list) and len(val) == 3):
-            raise CheckoutError("preprocessor_config.json in %s must give %s as 3 numbers." % (model_dir, key))
+        if not (isinstance(val, list) and len(val) == 3 and all(_number(v) for v in val)):
+            raise CheckoutError("preprocessor_config.json in %s must give %s as 3 numbers, not %r." % (
+                model_dir, key, val))
+    if not all(v > 0 for v in std):
+        raise CheckoutError("preprocessor_config.json in %s has an image_std of 0 or less: the input would "
+                            "be divided by it; restore the file." % model_dir)
     resample = pre.get("resample", 2)
-    if resample not in SUPPORTED_RESAMPLE:
+    if isinstance(resample, bool) or resample not in SUPPORTED_RESAMPLE:
         raise CheckoutError("preprocessor_config.json in %s asks for resample=%r; the pipeline reproduces "
                             "only bilinear (2), the SegFormer default." % (model_dir, resample))
     if not (pre.get("do_resize", True) and pre.get("do_normalize", True)):
         raise CheckoutError("preprocessor_config.json in %s turns off resize or normalize; the pipeline "
                             "needs both on." % model_dir)
-    return {"input": {"height": int(size["height"]), "width": int(size["width"])},
-            "mean": [float(v) for v in mean], "std": [float(v) for v in std],
-            "rescale_factor": float(pre.get("rescale_factor", 1.0 / 255) if pre.get("do_rescale", True) else 1.0),
-            "resample": SUPPORTED_RESAMPLE[resample]}
-
-
-def check_safetensors(path, model_dir):
-    """Check the header and total size of a safetensors file without loading it."""
-    _reject_lfs_pointer(path, model_dir)
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(8)
-        n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
-        header = f.read(n) if 0 < n <= size - 8 else b""
-    try:
-        meta = json.loads(header.decode("utf-8"))
-        end = max([v["data_offsets"][1] for k, v in meta.items() if k != "__metadata__"] or [0])
-    except (ValueError, KeyError, TypeError, IndexError):
-        raise CheckoutError("%s is not a valid safetensors file: re-download it (git lfs pull in %s)." % (
-            path, model_dir))
-    if 8 + n + end != size:
-        raise CheckoutError("%s is truncated or corrupt (expected %d bytes, found %d): re-download it "
-                            "(git lfs pull in %s)." % (path, 8 + n + end, size, model_dir))
-
-
-def weight_files(model_dir, allow_pickle):
-    names = sorted(os.listdir(model_dir))
-    safe = [n for n in names if n.endswith(".safetensors")]
-    if safe:
-        for n in safe:
-            check_safetensors(os.path.join(model_dir, n), model_dir)
-        return "safetensors", safe + [n for n in names if n.endswith(".safetensors.index.json")]
-    pickles = [n for n in names if n.startswith("pytorch_model") and n.endswith(".bin")]
-    if pickles and not allow_pickle:
-        raise CheckoutError("%s has only %s, a pickle that can run code when loaded: convert it to "
-                            "safetensors, or set model.allow_pickle: true if you trust it." % (model_dir, pickles[0]))
-    if pickles:
-        for n in pickles:
-            _reject_lfs_pointer(os.path.join(model_dir, n), model_dir)
-        return "pytorch_pickle", pickles
-    raise CheckoutError("%s has no model.safetensors: the weights are missing; clone the model again "
-                        "with git-lfs installed." % model_dir)
+    scale = pre.get("rescale_factor", 1.0 / 255) if pre.get("do_rescale", True) else 1.0
+    if not (_number(scale) and scale > 0):
+        raise CheckoutError("preprocessor_config.json in %s has rescale_factor %r: it must be a positive "
+                            "number (1/255 for 8-bit images)." % (model_dir, scale))
+    return {"input": size, "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+            "rescale_factor": float(scale), "resample": SUPPORTED_RESAMPLE[resample]}
 
 
 def validate(model_dir, allow_pickle):
     """Check the checkout and return its manifest (no absolute paths, so re-clones compare equal)."""
     labels = validate_config(model_dir)
     spec = validate_preprocessor(model_dir)
-    fmt, weights = weight_files(model_dir, allow_pickle)
+    fmt, weights = weights_check.weight_files(model_dir, allow_pickle, len(labels))
     hashed = [CONFIG, PREPROCESSOR] + weights
     manifest = {"labels": labels, "num_labels": len(labels),
                 "weights": {"format": fmt, "files": weights},
@@ -165,3 +188,37 @@ def model_files(model_dir):
     keep = (CONFIG, PREPROCESSOR)
     return [os.path.join(model_dir, n) for n in sorted(os.listdir(model_dir))
             if n in keep or n.endswith((".safetensors", ".bin", ".safetensors.index.json"))]
+
+
+def load_model(model_dir, manifest, allow_pickle):
+    """The checkout's SegFormer (eager attention, CPU, eval): the only place its weights are
+    loaded. A pickle is loaded only with model.allow_pickle, whatever the manifest says."""
+    fmt = manifest["weights"]["format"]
+    if fmt != "safetensors" and not allow_pickle:
+        raise CheckoutError("The weights in %s are a pickle (%s), which can run code when loaded, and "
+                            "model.allow_pickle is false: convert them to safetensors, or set "
+                            "model.allow_pickle: true if you trust them." % (
+                                model_dir, ", ".join(manifest["weights"]["files"])))
+    gone = [n for n in manifest["weights"]["files"] if not os.path.isfile(os.path.join(model_dir, n))]
+    if gone:
+        raise CheckoutError("%s no longer has %s (the checkout changed since `doit checkout`): run "
+                            "`doit checkout`." % (model_dir, gone[0]))
+    from transformers import SegformerForSemanticSegmentation
+    try:
+        model, info = SegformerForSemanticSegmentation.from_pretrained(
+            model_dir, attn_implementation="eager", use_safetensors=fmt == "safetensors",
+            local_files_only=True, output_loading_info=True)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise CheckoutError("transformers could not load the checkout in %s (%s: %s): run `doit checkout` "
+                            "to validate it." % (model_dir, type(e).__name__, str(e).splitlines()[0][:160]))
+    if info.get("missing_keys"):
+        raise CheckoutError("The weights in %s lack %s: the checkout does not match its config.json; "
+                            "restore it and run `doit checkout`." % (model_dir, sorted(info["missing_keys"])[0]))
+    return model.eval()
+
+
+def load_processor(model_dir):
+    """The checkout's image processor, Pillow backend (what the golden files are made with)."""
+    import transformers
+    proc_cls = getattr(transformers, "SegformerImageProcessorPil", None) or transformers.SegformerImageProcessor
+    return proc_cls.from_pretrained(model_dir, local_files_only=True)

@@ -22,10 +22,10 @@ EXPORT_SETTINGS = {  # declared as data, recorded in report.json
 }
 
 
-def export_graph(model_dir, manifest, opset, path):
+def export_graph(model_dir, manifest, opset, path, allow_pickle=False):
     """torch model -> ONNX file at `path` (written atomically); returns the export seconds."""
     import torch
-    from transformers import SegformerForSemanticSegmentation
+    from stages.host.checkout import load_model  # the one loader of the checkout (pickle policy)
 
     class LogitsOnly(torch.nn.Module):
         def __init__(self, model):
@@ -35,9 +35,7 @@ def export_graph(model_dir, manifest, opset, path):
         def forward(self, pixel_values):
             return self.model(pixel_values=pixel_values).logits
 
-    model = SegformerForSemanticSegmentation.from_pretrained(
-        model_dir, attn_implementation="eager",
-        use_safetensors=manifest["weights"]["format"] == "safetensors").eval()
+    model = load_model(model_dir, manifest, allow_pickle)
     dummy = torch.zeros(1, 3, manifest["input"]["height"], manifest["input"]["width"])
     t0 = time.time()
     with files.atomic_path(path, suffix=".onnx") as tmp:
@@ -46,6 +44,8 @@ def export_graph(model_dir, manifest, opset, path):
                               input_names=EXPORT_SETTINGS["input_names"],
                               output_names=EXPORT_SETTINGS["output_names"],
                               do_constant_folding=EXPORT_SETTINGS["do_constant_folding"])
+        except OSError:
+            raise  # the machine's fault (full disk, read-only folder), not the opset's
         except Exception as e:  # torch raises many types; the sentence names the setting to change
             raise ExportError("torch.onnx.export failed at onnx.opset %d (%s: %s): try another opset "
                               "in pipeline.yaml." % (opset, type(e).__name__, str(e).splitlines()[0][:200]))
@@ -109,9 +109,10 @@ def parity(onnx_path, golden_json, limits, labels):
     return rows
 
 
-def run_onnx(model_dir, onnx_cfg, layout):
+def run_onnx(model_dir, onnx_cfg, layout, allow_pickle=False):
     manifest = files.read_json(layout.manifest)
-    seconds = export_graph(model_dir, manifest, onnx_cfg["opset"], layout.onnx_model + ".export")
+    seconds = export_graph(model_dir, manifest, onnx_cfg["opset"], layout.onnx_model + ".export",
+                           allow_pickle)
     try:
         model, counts = check_and_simplify(layout.onnx_model + ".export", onnx_cfg["simplify"])
         gate = onnx_gate.check(model, onnx_cfg["target_tensorrt"])

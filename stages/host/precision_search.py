@@ -65,7 +65,7 @@ def choose(search, ranges, candidates):
     base = [c["node"] for c in candidates]
     added = []
     if not search.ok(base):
-        rest = [r for r in ranges if r["node"] not in set(base)]
+        rest = [r for r in ranges if r["node"] and r["node"] not in set(base)]  # named only
         pool = sorted(rest, key=lambda r: -r["max_abs"])
         grown = _grow(search, base, [r["node"] for r in pool])
         if grown is None:
