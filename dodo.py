@@ -14,15 +14,17 @@ from stages.common.actions import run
 from stages.common.config import load, slice_of
 from stages.common.doitcompat import cmdline_vars
 from stages.common.errors import PipelineError
+from stages.common.intact import targets_intact
 from stages.common.layout import Layout, kernel_sources
 from stages.common.uptodate import settings_changed
 from stages.device import settings as device
 
+actions.install_handlers()  # Ctrl-C, OSError, a damaged state file: one line, never a traceback
 try:
     OVERRIDES = actions.check_vars(cmdline_vars())
     CFG = load(get_var("config", "pipeline.yaml"), OVERRIDES)
-    os.makedirs(CFG["artifacts"], exist_ok=True)
-except PipelineError as error:
+    actions.prepare_artifacts(CFG["artifacts"])  # folder, lock per folder, stale temps, state file
+except (PipelineError, OSError) as error:
     actions.fail_at_load(error)
 
 L = Layout(CFG)
@@ -32,7 +34,7 @@ CUDA = bool(find_spec("pycuda"))
 
 DOIT_CONFIG = {
     # doit's state lives with its artifacts: two pipeline files never rerun each other's links
-    "backend": "json", "dep_file": os.path.join(CFG["artifacts"], ".doit.json"),
+    "backend": "json", "dep_file": os.path.join(CFG["artifacts"], actions.DEP_FILE),
     "verbosity": 2, "reporter": actions.Reporter,
     "default_tasks": (["checkout", "golden", "onnx", "precision"] if HOST else [])
     + (["build_engine", "runtime_check"] if DEVICE else []) + ["verify"],
@@ -52,26 +54,31 @@ def task_checkout():
     from stages.host.checkout import model_files
     return {"actions": [run("stages.host.checkout:run_checkout", CFG["model"], L.manifest)],
             "file_dep": model_files(CFG["model"]["path"]), "targets": [L.manifest],
-            "uptodate": [config_changed(slice_of(CFG, "model"))], "clean": True}
+            "uptodate": [config_changed(slice_of(CFG, "model")), targets_intact([L.manifest])],
+            "clean": True}
 
 
 def task_golden():
     """Run transformers on the CPU: golden input tensors, logits, masks and overlays."""
     if not HOST:
         return _host_only("golden")
-    return {"actions": [run("stages.host.golden:run_golden", CFG["model"]["path"], L, CFG["golden"]["overlay_alpha"])],
+    return {"actions": [run("stages.host.golden:run_golden", CFG["model"]["path"], L, CFG["golden"]["overlay_alpha"],
+                            allow_pickle=CFG["model"]["allow_pickle"])],
             "file_dep": [L.manifest] + L.images, "targets": L.golden_targets(),
-            "uptodate": [config_changed(slice_of(CFG, "golden"))], "clean": True}
+            "uptodate": [config_changed(slice_of(CFG, "golden")), targets_intact(L.golden_targets())],
+            "clean": True}
 
 
 def task_onnx():
     """Export model.onnx, check, simplify, gate it for the target TensorRT, prove parity."""
     if not HOST:
         return _host_only("onnx")
-    return {"actions": [run("stages.host.onnx_export:run_onnx", CFG["model"]["path"], CFG["onnx"], L)],
+    return {"actions": [run("stages.host.onnx_export:run_onnx", CFG["model"]["path"], CFG["onnx"], L,
+                            allow_pickle=CFG["model"]["allow_pickle"])],
             "file_dep": [L.manifest, L.golden_json],
             "targets": [L.onnx_model, L.onnx_sidecar, L.onnx_report],
-            "uptodate": [config_changed(slice_of(CFG, "onnx"))], "clean": True}
+            "uptodate": [config_changed(slice_of(CFG, "onnx")),
+                         targets_intact([L.onnx_model, L.onnx_sidecar, L.onnx_report])], "clean": True}
 
 
 def task_precision():
@@ -85,7 +92,16 @@ def task_precision():
             "file_dep": [L.onnx_model, L.manifest]
             + [t for t in L.golden_targets() if not t.endswith(".jpg")],
             "targets": [L.precision_model, L.precision_report],
-            "uptodate": [config_changed(settings)], "clean": True}
+            "uptodate": [config_changed(settings), targets_intact([L.precision_model, L.precision_report])],
+            "clean": True}
+
+
+def _precision_files():
+    """fp16 engines come from the precision link's files (issue 13); on a device whose bundle
+    lacks them, stages.device.engine says what to do in one sentence."""
+    if CFG["engine"]["precision"] != "fp16":
+        return []
+    return [p for p in (L.precision_model, L.precision_report) if HOST or os.path.exists(p)]
 
 
 def task_build_engine():
@@ -93,7 +109,7 @@ def task_build_engine():
     if not DEVICE:
         return {"actions": [run("stages.device.settings:refuse_engine")], "uptodate": [False]}
     return {"actions": [run("stages.device.engine:run_build", CFG["engine"], L)],
-            "file_dep": [L.onnx_model, L.onnx_sidecar],
+            "file_dep": [L.onnx_model, L.onnx_sidecar] + _precision_files(),
             "uptodate": [settings_changed("engine settings or device", lambda: device.engine_settings(CFG["engine"], L)),
                          device.engine_present(L)]}
 
@@ -114,7 +130,8 @@ def task_verify():
             "file_dep": L.golden_targets() + [L.onnx_model, L.onnx_sidecar],
             "targets": [L.verify_dir + "/report.json"],
             "uptodate": [settings_changed("backend, thresholds or engine",
-                                          lambda: device.verify_settings(CFG, L, backend))]}
+                                          lambda: device.verify_settings(CFG, L, backend)),
+                         targets_intact([L.verify_dir + "/report.json"])]}
 
 
 def task_infer():
@@ -139,4 +156,5 @@ def task_bundle():
     """Pack what the device needs into one tarball (artifacts/bundle/...tar.gz)."""
     from stages.common.bundle import bundle_inputs
     return {"actions": [run("stages.common.bundle:run_bundle", CFG, L)],
-            "file_dep": bundle_inputs(CFG, L), "targets": [L.bundle], "clean": True}
+            "file_dep": bundle_inputs(CFG, L), "targets": [L.bundle],
+            "uptodate": [targets_intact([L.bundle])], "clean": True}
