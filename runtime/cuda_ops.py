@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from runtime.errors import DeviceError
-from runtime.reference import horizontal_first, resample_coeffs
+from runtime.reference import horizontal_first, resample_coeffs, source_coords
 
 KERNEL_FILES = ("preprocess", "postprocess", "overlay")
 BLOCK = (32, 8, 1)
@@ -74,8 +74,27 @@ class Kernels(object):
                                     for t, s in ((np.float32, "_f32"), (np.float16, "_f16")))
         self.upsample_argmax = per_dtype("upsample_argmax")  # every class at every pixel
         self.cell_labels = per_dtype("cell_labels")  # the early-out: per-cell class or 255
-        self.upsample_argmax_early = per_dtype("upsample_argmax_early")
+        self.upsample_argmax_early = per_dtype("upsample_argmax_early")  # per pixel
+        self.upsample_argmax_cells = per_dtype("upsample_argmax_cells")  # one block per cell
         self.blend = get("overlay", "blend_overlay")
+
+
+def launch_blocks(fn, grid, threads, args, stream):
+    """Launch `fn` on a grid of (x, y) blocks of `threads` threads; errors become DeviceError."""
+    drv = driver()
+    try:
+        fn(*args, block=(int(threads), 1, 1), grid=(int(grid[0]), int(grid[1]), 1), stream=stream)
+    except drv.Error as e:
+        raise DeviceError("CUDA kernel %s failed to launch (%s): rebuild the kernels with doit runtime_check." % (
+            getattr(fn, "name", "?"), e))
+
+
+def cell_spans(in_size, out_size):
+    """Per texel index: (first output index, count) of the output pixels whose first source
+    texel it is, from the kernels' own float32 source-index arithmetic (reference.source_coords)."""
+    first = source_coords(in_size, out_size)[0]
+    count = np.bincount(first, minlength=in_size)
+    return np.ascontiguousarray(np.stack([np.cumsum(count) - count, count], axis=1), np.int32)
 
 
 def identity_coeffs(size):

@@ -5,7 +5,9 @@ kernel reads the backend's output buffer (TensorRT). With a host backend (ONNX R
 pipeline owns both buffers and the tensor/logits cross the bus in between."""
 import numpy as np
 
-from runtime.cuda_ops import Frame, driver, launch
+from runtime.cuda_ops import Frame, cell_spans, driver, launch, launch_blocks
+
+CELL_BLOCK_MAX = 4096  # cells of more output pixels than this use the per-pixel early-out kernel
 
 
 class GpuPipeline(object):
@@ -33,6 +35,10 @@ class GpuPipeline(object):
     def _frame(self, h, w):
         if self.frame is None or (self.frame.h, self.frame.w) != (h, w):
             self.frame = Frame(self.drv, h, w, self.in_h, self.in_w, self.pass_order)
+            spans = cell_spans(self.out_h, h), cell_spans(self.out_w, w)
+            self.frame.spans = [self.drv.to_device(a) for a in spans]
+            self.frame.cell_pixels = int(spans[0][:, 1].max()) * int(spans[1][:, 1].max())
+            self.frame.cell_threads = min(256, max(64, 32 * -(-self.frame.cell_pixels // 32)))
         return self.frame
 
     def upload(self, image_bgr):
@@ -67,8 +73,13 @@ class GpuPipeline(object):
         logits = [self.output, np.int32(self.classes), np.int32(self.out_h), np.int32(self.out_w)]
         if early:
             launch(self.k.cell_labels[t], self.out_w, self.out_h, logits + [self.cells], self.stream)
-            launch(self.k.upsample_argmax_early[t], f.w, f.h,
-                   logits + [self.cells, f.mask, np.int32(f.h), np.int32(f.w)], self.stream)
+            if f.cell_pixels <= CELL_BLOCK_MAX:  # one block per cell: no divergence in a warp
+                launch_blocks(self.k.upsample_argmax_cells[t], (self.out_w, self.out_h), f.cell_threads,
+                              logits + [self.cells] + f.spans + [f.mask, np.int32(f.h), np.int32(f.w)],
+                              self.stream)
+            else:  # huge cells (a big upscale): one thread per pixel
+                launch(self.k.upsample_argmax_early[t], f.w, f.h,
+                       logits + [self.cells, f.mask, np.int32(f.h), np.int32(f.w)], self.stream)
         else:
             launch(self.k.upsample_argmax[t], f.w, f.h, logits + [f.mask, np.int32(f.h), np.int32(f.w)],
                    self.stream)

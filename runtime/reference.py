@@ -195,7 +195,7 @@ def candidates(hwc, r, c, big):
     return cs, (high >= floor[:, None]) | (big >= SAFE_MAX)[:, None]
 
 
-BUDGET = 1 << 20  # values computed per vectorized step of the early-out (fits in cache)
+BUDGET = 1 << 18  # values computed per vectorized step of the early-out (fits in cache)
 TILE = 4096  # pixels per tile at most
 
 

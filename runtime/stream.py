@@ -4,7 +4,10 @@ writer thread while the calling thread segments, so reading, inference and writi
 - `frames` is any iterable; the reader thread pulls from it (that is where decoding happens).
 - `segment(item)` runs in the calling thread only: with pycuda the CUDA context is current in the
   thread that made it, so every kernel, copy and engine call stays in that thread.
-- `write(item, result)` runs in the writer thread, in frame order.
+- `side(item, result)`, when given, runs in a pool of `workers` threads as soon as a frame is
+  segmented, in any order: per-frame work such as encoding and writing that frame's own files.
+- `write(item, result)` runs in the writer thread, in frame order, once that frame's side work
+  is done (e.g. appending the frame to a video).
 - Queues are bounded (`depth` items each), so memory stays flat however long the stream.
 - Ctrl-C (KeyboardInterrupt in the calling thread) stops the reader, lets the writer finish the
   frames already segmented, then re-raises; files are written by temp file + rename, so no
@@ -13,10 +16,10 @@ writer thread while the calling thread segments, so reading, inference and writi
 """
 import hashlib
 import itertools
+import queue
 import threading
 import time
-
-import queue
+from concurrent.futures import ThreadPoolExecutor
 
 _END = object()
 _NEVER = threading.Event()  # a stop flag that is never set: the calling thread's puts wait
@@ -64,23 +67,34 @@ def _writer(outbox, write, errors):
             return
         if errors:
             continue  # drain without writing after a failure
+        item, result, side = got
         try:
-            write(*got)
+            if side is not None:
+                side.result()
+            write(item, result)
         except BaseException as e:
             errors.append(e)
 
 
-def run_stream(frames, segment, write, pipelined=True, n=None, depth=4):
+def _sequential(frames, segment, write, side):
+    done = 0
+    for item in frames:
+        result = segment(item)
+        if side is not None:
+            side(item, result)
+        write(item, result)
+        done += 1
+    return done
+
+
+def run_stream(frames, segment, write, pipelined=True, n=None, depth=4, side=None, workers=2):
     """Segment and write every item of `frames` (the first `n` when n): returns the count."""
     frames = itertools.islice(frames, n) if n else frames
     if not pipelined:
-        done = 0
-        for item in frames:
-            write(item, segment(item))
-            done += 1
-        return done
+        return _sequential(frames, segment, write, side)
     inbox, outbox = queue.Queue(depth), queue.Queue(depth)
     stop, errors = threading.Event(), []
+    pool = ThreadPoolExecutor(max_workers=workers) if side is not None else None
     reader = threading.Thread(target=_reader, args=(frames, inbox, stop), name="stream-reader")
     writer = threading.Thread(target=_writer, args=(outbox, write, errors), name="stream-writer")
     for t in (reader, writer):
@@ -94,19 +108,23 @@ def run_stream(frames, segment, write, pipelined=True, n=None, depth=4):
                 break
             if isinstance(item, _Failed):
                 raise item.error
-            _put(outbox, (item, segment(item)), _NEVER)  # the writer always drains
+            result = segment(item)
+            job = pool.submit(side, item, result) if pool is not None else None
+            _put(outbox, (item, result, job), _NEVER)  # the writer always drains
             done += 1
     finally:
         stop.set()
         outbox.put(_END)  # the writer finishes what it was given, then stops
         writer.join()
         reader.join()
+        if pool is not None:
+            pool.shutdown(wait=True)  # side work already started completes
     if errors:
         raise errors[0]
     return done
 
 
-def compare_modes(make_frames, segment, write, digest, n=None):
+def compare_modes(make_frames, segment, write, digest, n=None, side=None):
     """The same stream sequential, then pipelined: FPS of each, the ratio, and whether every
     frame's output is identical (digest(result) -> bytes, compared frame by frame)."""
     report = {}
@@ -118,7 +136,7 @@ def compare_modes(make_frames, segment, write, digest, n=None):
             digests.append(hashlib.sha256(digest(result)).hexdigest())
 
         t0 = time.perf_counter()
-        count = run_stream(make_frames(), segment, record, pipelined=mode == "pipelined", n=n)
+        count = run_stream(make_frames(), segment, record, pipelined=mode == "pipelined", n=n, side=side)
         seconds = time.perf_counter() - t0
         report[mode] = {"frames": count, "seconds": seconds, "fps": count / seconds if seconds else 0.0,
                         "digests": digests}

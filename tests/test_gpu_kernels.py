@@ -60,39 +60,100 @@ def test_preprocess_fp16_input_buffer(kernels):
     assert np.abs(gpu.download_input().astype(np.float32) - want.astype(np.float32)).max() <= 2e-3
 
 
-@pytest.mark.parametrize("hw", SIZES)
-@pytest.mark.parametrize("dtype", [np.float32, np.float16])
-def test_postprocess_matches_cpu_reference(kernels, hw, dtype):
+def gpu_masks(kernels, logits, hw, dtype):
+    """(early-out mask, full mask) from the CUDA kernels."""
     from runtime.gpu_pipeline import GpuPipeline
-    rng = np.random.RandomState(hw[0] + hw[1])
-    logits = smooth_logits(rng, (1, 35, 128, 128), dtype)
-    gpu = GpuPipeline(kernels, meta(), output_dtype=dtype)
+    gpu = GpuPipeline(kernels, meta(logits_shape=logits.shape), output_dtype=dtype)
     gpu.upload(np.zeros(hw + (3,), np.uint8))
     gpu.upload_logits(logits)
+    gpu.postprocess(early=False)
+    full = gpu.download_mask()
     gpu.postprocess()
-    got = gpu.download_mask()
-    want = reference.upsample_argmax(logits.astype(np.float32), hw[0], hw[1])
-    agree = float(np.mean(got == want))
-    print("postprocess %dx%d %s: agreement %.6f%% (%d of %d pixels differ)" % (
-        hw[1], hw[0], np.dtype(dtype).name, 100 * agree, int(np.sum(got != want)), got.size))
-    assert agree >= 0.9999
+    return gpu.download_mask(), full
 
 
-def test_postprocess_differences_are_near_ties(kernels):
-    """Where GPU and CPU masks differ, the two classes' upsampled scores tie to float rounding."""
-    import torch
+def assert_bit_identical(kernels, logits, hw, dtype, name):
+    """Both kernels give exactly the CPU oracle's mask (for fp16: of the fp16 values)."""
+    early, full = gpu_masks(kernels, logits, hw, dtype)
+    want = reference.upsample_argmax_full(logits.astype(dtype).astype(np.float32), *hw)
+    print("postprocess %s %dx%d %s: early %d, full %d pixels differ from the CPU oracle" % (
+        name, hw[1], hw[0], np.dtype(dtype).name, int(np.sum(early != want)), int(np.sum(full != want))))
+    assert np.array_equal(full, want) and np.array_equal(early, want)
+
+
+@pytest.mark.parametrize("hw", SIZES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_postprocess_bit_identical_to_cpu_oracle(kernels, hw, dtype):
+    logits = smooth_logits(np.random.RandomState(hw[0] + hw[1]), (1, 35, 128, 128))
+    assert_bit_identical(kernels, logits, hw, dtype, "smooth")
+
+
+def adversarial_cases():
+    rng = np.random.RandomState(21)
+    ties = smooth_logits(rng, (1, 8, 32, 32))
+    ties[0, 5], ties[0, 6] = ties[0, 2], ties[0, 7]
+    near = smooth_logits(rng, (1, 6, 24, 24))
+    top = near[0].max(axis=0)
+    for k in range(6):
+        near[0, k] = np.where(near[0].argmax(axis=0) > k, np.nextafter(top, -np.inf), near[0, k])
+    dots = np.zeros((1, 3, 16, 16), np.float32)
+    dots[0, 1, 7, 9], dots[0, 2, 3, 3] = 1.0, 1e-3
+    bad = smooth_logits(rng, (1, 5, 16, 16))
+    bad[0, 1, 4, 4], bad[0, 2, 9, 9], bad[0, :, 0, 0] = np.nan, np.inf, np.nan
+    return [("ties", ties, (333, 517)), ("near-ties", near, (517, 333)), ("near-ties-1e30", near * 1e30, (100, 100)),
+            ("one-texel", dots, (160, 160)), ("one-texel-down", dots, (5, 5)), ("non-finite", bad, (100, 120)),
+            ("quantized", rng.randint(-2, 3, (1, 6, 40, 40)).astype(np.float32), (401, 399)),
+            ("iid", rng.randn(1, 35, 64, 64).astype(np.float32), (720, 1280)),
+            ("odd-shape", rng.randn(1, 35, 97, 61).astype(np.float32), (1080, 1920)),
+            ("2x2-to-4k", rng.randn(1, 3, 2, 2).astype(np.float32), (2160, 4096)),
+            ("all-equal", np.zeros((1, 4, 8, 8), np.float32), (50, 50))]
+
+
+@pytest.mark.parametrize("case", range(11))
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_postprocess_adversarial_bit_identical(kernels, case, dtype):
+    name, logits, hw = adversarial_cases()[case]
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert_bit_identical(kernels, logits, hw, dtype, name)
+
+
+def test_postprocess_golden_logits_bit_identical(kernels):
+    import glob
+    from conftest import ROOT
+    found = sorted(glob.glob(os.path.join(ROOT, "artifacts", "golden", "*", "logits.npy")))
+    if not found:
+        pytest.skip("needs the host's artifacts (carry artifacts/ to the GPU machine)")
+    for path in found:
+        logits = np.load(path)
+        for hw in ((1080, 1920), (479, 641), (1280, 720)):
+            for dtype in (np.float32, np.float16):
+                assert_bit_identical(kernels, logits, hw, dtype, os.path.basename(os.path.dirname(path)))
+
+
+def test_postprocess_timing_early_vs_full(kernels):
+    """1080p, 35x128x128 logits: the early-out against the full kernel, in the same run."""
+    from runtime import benchmarks
     from runtime.gpu_pipeline import GpuPipeline
-    logits = smooth_logits(np.random.RandomState(5), (1, 35, 128, 128))
+    logits = smooth_logits(np.random.RandomState(0), (1, 35, 128, 128))
     gpu = GpuPipeline(kernels, meta())
     gpu.upload(np.zeros((1080, 1920, 3), np.uint8))
     gpu.upload_logits(logits)
-    gpu.postprocess()
-    got = gpu.download_mask()
+    res = benchmarks.gpu_post(gpu)
+    print("postprocess timing 1080p: full p50 %.1f us, early p50 %.1f us (%.2fx), identical %s" % (
+        1000 * res["full_ms"]["p50"], 1000 * res["early_ms"]["p50"], res["speedup"], res["identical"]))
+    assert res["identical"] and res["early_ms"]["p50"] < res["full_ms"]["p50"]
+
+
+def test_postprocess_differences_from_torch_are_near_ties(kernels):
+    """Where the mask differs from PyTorch's float64 upsample + argmax, the scores tie to rounding."""
+    import torch
+    logits = smooth_logits(np.random.RandomState(5), (1, 35, 128, 128))
+    got, _ = gpu_masks(kernels, logits, (1080, 1920), np.float32)
     up = torch.nn.functional.interpolate(torch.from_numpy(logits).double(), size=(1080, 1920), mode="bilinear",
                                          align_corners=False)[0].numpy()
-    ys, xs = np.nonzero(got != reference.upsample_argmax(logits, 1080, 1920))
+    ys, xs = np.nonzero(got != up.argmax(axis=0))
     gaps = np.abs(up[got[ys, xs], ys, xs] - up.max(axis=0)[ys, xs])
-    print("postprocess ties: %d differing pixels, largest score gap %.3g" % (len(ys), gaps.max() if len(ys) else 0))
+    print("postprocess vs torch: %d differing pixels, largest score gap %.3g" % (len(ys), gaps.max() if len(ys) else 0))
     assert len(ys) == 0 or gaps.max() < 1e-4
 
 

@@ -144,7 +144,9 @@ def test_ctrl_c_leaves_only_complete_files(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT % ROOT, str(tmp_path)], stdout=subprocess.PIPE,
                             universal_newlines=True)
     assert proc.stdout.readline().strip() == "RUNNING"
-    time.sleep(0.3)
+    deadline = time.time() + 300  # signal once 5 frames are on disk (an observed event, no fixed sleep)
+    while len([n for n in os.listdir(str(tmp_path)) if n.endswith(".bin")]) < 5 and time.time() < deadline:
+        time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "STOPPED" in out
@@ -154,3 +156,22 @@ def test_ctrl_c_leaves_only_complete_files(tmp_path):
     for i, name in enumerate(names):
         with open(os.path.join(str(tmp_path), name), "rb") as f:
             assert f.read() == bytes(bytearray([i % 256])) * 200000
+
+
+def test_side_work_runs_in_parallel_and_write_waits_for_it():
+    done, order = set(), []
+
+    def side(i, result):
+        time.sleep(0.03 * (1 + (i % 3)))  # finishes out of order
+        done.add(i)
+
+    def write(i, result):
+        assert i in done  # this frame's side work is complete before its ordered write
+        order.append(i)
+    t0 = time.perf_counter()
+    assert run_stream(iter(range(20)), lambda i: i, write, side=side, workers=4) == 20
+    assert order == list(range(20))
+    assert time.perf_counter() - t0 < 0.06 * 20 * 0.6  # parallel, not one after another
+    order[:] = []
+    assert run_stream(iter(range(5)), lambda i: i, write, pipelined=False, side=side) == 5
+    assert order == list(range(5))

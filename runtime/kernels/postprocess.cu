@@ -8,11 +8,14 @@
 //
 // Two versions:
 // - upsample_argmax_*: every class at every pixel (the oracle).
-// - cell_labels_* then upsample_argmax_early_*: the early-out. A cell is the square of four
+// - cell_labels_* then upsample_argmax_cells_* (or, for cells of over 4096 pixels,
+//   upsample_argmax_early_*): the early-out. A cell is the square of four
 //   texels (y0,x0)..(y1,x1) that an output pixel interpolates from. Where the same class k wins
 //   at all four corners, with a margin over every lower class index larger than the worst
 //   rounding gap, k wins at every pixel of the cell (rounded products and sums are monotone), so
 //   those pixels take k without touching the logits. Only the other cells compute all classes.
+//   upsample_argmax_cells_* runs one block per cell, so the threads of a warp are either all
+//   filling a uniform cell or all computing a mixed one (no divergence inside a warp).
 #include <cuda_fp16.h>
 
 #define SAFE_REL 1.9073486328125e-06f  // 2^-19: four times the worst rounding gap, relative
@@ -135,4 +138,45 @@ extern "C" __global__ void upsample_argmax_early_f16(const __half* logits, int c
                                                      const unsigned char* cells, unsigned char* mask,
                                                      int out_h, int out_w) {
     upsample_argmax<__half>(logits, classes, h, w, cells, mask, out_h, out_w);
+}
+
+// One block per cell (blockIdx = x0, y0); its pixels are rows start_y[y0] .. + count_y[y0] and
+// columns start_x[x0] .. + count_x[x0] (from the same source_index arithmetic, on the host).
+template <typename T>
+__device__ void upsample_argmax_cells(const T* __restrict__ logits, int classes, int h, int w,
+                                      const unsigned char* __restrict__ cells,
+                                      const int* __restrict__ spans_y, const int* __restrict__ spans_x,
+                                      unsigned char* __restrict__ mask, int out_h, int out_w) {
+    int cx = blockIdx.x, cy = blockIdx.y;
+    int x_first = spans_x[2 * cx], cols = spans_x[2 * cx + 1];
+    int y_first = spans_y[2 * cy], rows = spans_y[2 * cy + 1];
+    int label = cells[(size_t)cy * w + cx];
+    for (int i = threadIdx.x; i < rows * cols; i += blockDim.x) {
+        int x = x_first + i % cols, y = y_first + i / cols;
+        int arg = label;
+        if (label == MIXED) {
+            int x0, x1, y0, y1;
+            float wx0, wx1, wy0, wy1;
+            source_index(x, w, out_w, x0, x1, wx0, wx1);
+            source_index(y, h, out_h, y0, y1, wy0, wy1);
+            size_t r0 = (size_t)y0 * w, r1 = (size_t)y1 * w;
+            arg = all_classes(logits, classes, (size_t)h * w, r0 + x0, r0 + x1, r1 + x0, r1 + x1,
+                              wx0, wx1, wy0, wy1);
+        }
+        mask[(size_t)y * out_w + x] = (unsigned char)arg;
+    }
+}
+
+extern "C" __global__ void upsample_argmax_cells_f32(const float* logits, int classes, int h, int w,
+                                                     const unsigned char* cells, const int* spans_y,
+                                                     const int* spans_x, unsigned char* mask,
+                                                     int out_h, int out_w) {
+    upsample_argmax_cells<float>(logits, classes, h, w, cells, spans_y, spans_x, mask, out_h, out_w);
+}
+
+extern "C" __global__ void upsample_argmax_cells_f16(const __half* logits, int classes, int h, int w,
+                                                     const unsigned char* cells, const int* spans_y,
+                                                     const int* spans_x, unsigned char* mask,
+                                                     int out_h, int out_w) {
+    upsample_argmax_cells<__half>(logits, classes, h, w, cells, spans_y, spans_x, mask, out_h, out_w);
 }

@@ -100,7 +100,29 @@ def kernel_ratios(layout, n, warmup, engine_infer_ms=None):
     res["speedups_include"] = "the GPU side includes the image upload (pre) and the mask download (post)"
     if engine_infer_ms:
         res["prepost_share_of_engine"] = (p50["gpu_preprocess_ms"] + p50["gpu_postprocess_ms"]) / engine_infer_ms
+    from runtime import benchmarks  # issue 16: the early-out vs every class at every pixel, same run
+    res["gpu_postprocess_early_vs_full"] = benchmarks.gpu_post(gpu, n=max(20, n), warmup=5)
     return res
+
+
+def stream_fps(seg, image_path, frames):
+    """issue 16: doit infer's stream (read + segment + overlay + mask PNG and overlay JPEG written),
+    sequential vs pipelined over the same frames (the bench image, shifted a little each frame)."""
+    import shutil
+    import tempfile
+    from runtime.images import read_image
+    from runtime.stream import compare_modes
+    from stages.device.infer import write_outputs
+    out = tempfile.mkdtemp(prefix="bench-stream-")
+
+    def make_frames():
+        return (np.roll(read_image(image_path), 8 * i, axis=1) for i in range(frames))
+    try:
+        return compare_modes(make_frames, lambda im: seg.segment(im, overlay_alpha=0.5), lambda im, r: None,
+                             digest=lambda r: r.mask.tobytes() + r.overlay.tobytes(),
+                             side=lambda im, r: write_outputs(seg, r, out, "%d" % id(r), {"mode": "both"}))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def run_bench(cfg, layout, cpu_compare=None):
@@ -117,6 +139,9 @@ def run_bench(cfg, layout, cpu_compare=None):
     report["pipeline"] = pipeline_bench(seg, cfg["bench"]["image"], n, warmup)
     engine_ms = report["pipeline"]["infer"]["p50"] if seg.backend.name == "tensorrt" else None
     report["kernels_vs_cpu"] = kernel_ratios(layout, n, warmup, engine_ms)
+    from runtime import benchmarks  # issue 16: CPU post full vs early-out, stream sequential vs pipelined
+    report["cpu_postprocess_early_vs_full"] = benchmarks.cpu_post(synthetic_case()[1], 1080, 1920, n=max(3, n // 10))
+    report["stream"] = stream_fps(seg, cfg["bench"]["image"], max(10, n))
     if cpu_compare is not None and cfg["bench"]["cpu"] and os.path.isfile(layout.manifest):
         from stages.common.actions import resolve
         report["cpu_backends"] = resolve(cpu_compare)(cfg, layout, max(5, n // 2), 2)
@@ -139,6 +164,15 @@ def print_summary(r, path):
             k["image"], k["logits"], k["preprocess_speedup"], k["postprocess_speedup"]))
         if "prepost_share_of_engine" in k:
             print("  GPU pre+post kernels = %.1f%% of engine inference" % (100 * k["prepost_share_of_engine"]))
+    g, c, st = (k or {}).get("gpu_postprocess_early_vs_full"), r["cpu_postprocess_early_vs_full"], r["stream"]
+    for where, e in (("GPU", g), ("CPU", c)):
+        if e:
+            print("  post-processing on the %s, 1080p: full p50 %.3f ms, early-out %.3f ms (%.1fx), masks %s" % (
+                where, e["full_ms"]["p50"], e["early_ms"]["p50"], e["speedup"],
+                "identical" if e["identical"] else "DIFFER"))
+    print("  stream (%d frames): sequential %.1f FPS, pipelined %.1f FPS (%.2fx), outputs %s" % (
+        st["pipelined"]["frames"], st["sequential"]["fps"], st["pipelined"]["fps"], st["speedup"],
+        "identical" if st["identical"] else "DIFFER"))
     c = r.get("cpu_backends")
     if c:
         print("  CPU: ONNX Runtime p50 %.1f ms vs PyTorch eager %.1f ms (%.2fx)" % (

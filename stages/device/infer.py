@@ -63,25 +63,47 @@ def write_outputs(seg, result, out_dir, stem, opts):
 
 
 def infer_images(seg, paths, opts, stats):
+    """Images -> mask PNGs / overlay JPEGs: decoded on a reader thread, written by worker threads
+    (runtime.stream; sequential=1 runs them one after another)."""
     from runtime.images import read_image
-    for i, path in enumerate(paths):
-        stem = os.path.splitext(os.path.basename(path))[0]
-        try:
-            image = read_image(path, opts["max_mp"])
-        except ImageError as e:
-            stats.failed.append(path)
-            print("infer: [%d/%d] skipped: %s" % (i + 1, len(paths), e))
-            continue
-        result = seg.segment(image, overlay_alpha=opts["alpha"])
-        write_outputs(seg, result, opts["out"], stem, opts)
+    from runtime.stream import run_stream
+    from stages.device.outputs import unique_stems
+    stems = unique_stems(paths)  # photo.jpg and photo.png get distinct outputs
+
+    def frames():
+        for i, path in enumerate(paths):
+            try:
+                yield i, path, read_image(path, opts["max_mp"])
+            except ImageError as e:
+                yield i, path, e
+
+    def segment(frame):
+        if isinstance(frame[2], ImageError):
+            stats.failed.append(frame[1])
+            return None
+        result = seg.segment(frame[2], overlay_alpha=opts["alpha"])
         stats.add(result.timings)
+        return result
+
+    def side(frame, result):
+        if result is not None:
+            write_outputs(seg, result, opts["out"], stems[frame[0]], opts)
+
+    def report(frame, result):
+        i, path, image = frame
+        if result is None:
+            print("infer: [%d/%d] skipped: %s" % (i + 1, len(paths), image))
+            return
         print("infer: [%d/%d] %s %dx%d: %s" % (i + 1, len(paths), path, image.shape[1], image.shape[0], ", ".join(
             "%s %.1f ms" % kv for kv in sorted(result.timings.items()))))
+    run_stream(frames(), segment, report, pipelined=not opts.get("sequential"), side=side)
 
 
 def infer_stream(seg, source, kind, opts, stats):
-    """Video file, camera or GStreamer pipeline -> annotated video (+ mask PNGs in mask/both mode)."""
+    """Video file, camera or GStreamer pipeline -> annotated video (+ mask PNGs in mask/both mode):
+    decode on a reader thread, segment here, write on writer threads (runtime.stream)."""
     import cv2
+    from runtime.stream import run_stream
     cap = cv2.VideoCapture(int(source)) if kind == "camera" else (
         cv2.VideoCapture(source, cv2.CAP_GSTREAMER) if kind == "gstreamer" else cv2.VideoCapture(source))
     if not cap.isOpened():
@@ -91,25 +113,38 @@ def infer_stream(seg, source, kind, opts, stats):
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     stem = os.path.splitext(os.path.basename(source))[0] if kind == "video" else kind
     video_path = os.path.join(opts["out"], stem + "_overlay.mp4")
-    writer = None
+    state = {"writer": None}
+
+    def frames():
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                return
+            yield frame
+
+    def segment(frame):
+        result = seg.segment(frame, overlay_alpha=opts["alpha"])
+        stats.add(result.timings)
+        return stats.done - 1, result
+
+    def side(frame, out):
+        if opts["mode"] in ("mask", "both"):
+            write_outputs(seg, out[1], os.path.join(opts["out"], stem + "_masks"), "%06d" % out[0], {"mode": "mask"})
+
+    def write(frame, out):
+        if state["writer"] is None:
+            state["writer"] = cv2.VideoWriter(state["tmp"], cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                              (frame.shape[1], frame.shape[0]))
+        state["writer"].write(out[1].overlay)
+        print("\rinfer: frame %d%s  %.1f ms" % (out[0] + 1, "/%d" % total if total else "",
+                                                 sum(out[1].timings.values())), end="", flush=True)
     try:
         with files.atomic_path(video_path, suffix=".mp4") as tmp:
-            while not opts["limit"] or stats.done < opts["limit"]:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                result = seg.segment(frame, overlay_alpha=opts["alpha"])
-                if writer is None:
-                    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (frame.shape[1], frame.shape[0]))
-                writer.write(result.overlay)
-                if opts["mode"] in ("mask", "both"):
-                    write_outputs(seg, result, os.path.join(opts["out"], stem + "_masks"),
-                                  "%06d" % stats.done, {"mode": "mask"})
-                stats.add(result.timings)
-                print("\rinfer: frame %d%s  %.1f ms" % (stats.done, "/%d" % total if total else "",
-                                                         sum(result.timings.values())), end="", flush=True)
-            if writer is not None:
-                writer.release()
+            state["tmp"] = tmp
+            run_stream(frames(), segment, write, pipelined=not opts.get("sequential"), n=opts["limit"] or None,
+                       side=side)
+            if state["writer"] is not None:
+                state["writer"].release()
     finally:
         cap.release()
     print("\ninfer: wrote %s (%d frames)" % (video_path, stats.done))
@@ -123,6 +158,8 @@ def run_infer(cfg, layout):
     if kind in ("folder", "image", "video") and not os.path.exists(opts["image"]):
         raise ImageError("image=%s does not exist: give an image, a folder, a video, a camera index or a "
                          "GStreamer pipeline." % opts["image"])
+    from stages.device.outputs import check_folder, failure
+    check_folder(opts["out"])  # out= a file, unwritable or read-only: one sentence, before any work
     seg = open_runtime(layout, opts["backend"])
     info = describe(seg)
     print("infer: %s -> %s (backend %s, pre/post on the %s)" % (opts["image"], opts["out"], info["backend"],
@@ -137,5 +174,4 @@ def run_infer(cfg, layout):
         infer_stream(seg, opts["image"], kind, opts, stats)
     print(stats.summary())
     if stats.failed:
-        raise ImageError("%d of %d inputs could not be read (listed above as skipped); the others were written "
-                         "to %s." % (len(stats.failed), len(stats.failed) + stats.done, opts["out"]))
+        raise failure(len(stats.failed), stats.done, opts["out"])
