@@ -1,13 +1,16 @@
 """TensorRT backend: the engine plus its sidecar, pycuda device buffers and a stream.
 
 Uses the tensor API (num_io_tensors, set_tensor_address, execute_async_v3) where the engine has
-it (TensorRT >= 8.5, the only API in 10.x) and the bindings API (get_binding_*, execute_async_v2)
-on 8.2-8.4, chosen by feature detection. Written against NVIDIA's documented Python API; in this
+it (TensorRT >= 8.5.1, the only API in 10.x and 11.x) and the bindings API (get_binding_*,
+execute_async_v2) on 8.0-8.4, chosen by feature detection. Tensor types go through
+runtime/trt_types.py, not trt.nptype (which raises on 8.0-8.5.2 with numpy 1.24-1.26). The
+engine's I/O must be exactly the sidecar's input and output, and both get an address. In this
 project's CI it runs only against the TensorRT test double (tests/doubles), never real TensorRT."""
 import numpy as np
 
 from runtime.backends.base import Backend
 from runtime.errors import DeviceError, EngineError
+from runtime.trt_types import to_numpy
 
 
 def import_tensorrt():
@@ -29,13 +32,20 @@ class EngineIO(object):
             for i in range(engine.num_io_tensors):
                 name = engine.get_tensor_name(i)
                 self.tensors.append((name, engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
-                                     tuple(engine.get_tensor_shape(name)),
-                                     np.dtype(trt.nptype(engine.get_tensor_dtype(name)))))
+                                     tuple(engine.get_tensor_shape(name)), to_numpy(engine.get_tensor_dtype(name))))
         else:
             for i in range(engine.num_bindings):
                 self.tensors.append((engine.get_binding_name(i), engine.binding_is_input(i),
-                                     tuple(engine.get_binding_shape(i)),
-                                     np.dtype(trt.nptype(engine.get_binding_dtype(i)))))
+                                     tuple(engine.get_binding_shape(i)), to_numpy(engine.get_binding_dtype(i))))
+
+    def check_matches(self, meta, path):
+        """The engine's I/O must be the sidecar's one input and one output, nothing more."""
+        want = sorted([(meta["input"]["name"], True), (meta["output"]["name"], False)])
+        have = sorted((t[0], t[1]) for t in self.tensors)
+        if have != want:
+            raise EngineError("%s has the inputs/outputs %s but its sidecar names %s: rebuild the engine with "
+                              "doit build_engine from this model.onnx." % (
+                                  path, ", ".join(t[0] for t in self.tensors), ", ".join(w[0] for w in want)))
 
     def find(self, name, is_input, path):
         for t in self.tensors:
@@ -67,6 +77,7 @@ class TensorRTBackend(Backend):
             raise EngineError("%s could not be deserialized (corrupt, or from another TensorRT): rebuild it with "
                               "`doit build_engine`." % path)
         self.io = EngineIO(self.engine, trt)
+        self.io.check_matches(meta, path)
         _, _, ishape, self.input_dtype = self.io.find(meta["input"]["name"], True, path)
         _, _, oshape, self.output_dtype = self.io.find(meta["output"]["name"], False, path)
         if ishape != self.input_shape or oshape != self.output_shape:
@@ -86,7 +97,7 @@ class TensorRTBackend(Backend):
             for name, ptr in ptrs.items():
                 self.context.set_tensor_address(name, ptr)
         else:
-            self.bindings = [ptrs.get(t[0], 0) for t in self.io.tensors]
+            self.bindings = [ptrs[t[0]] for t in self.io.tensors]  # check_matches: every tensor has one
 
     def execute_async(self, stream=None):
         """Run the engine on the device buffers (enqueued on `stream`)."""

@@ -2,7 +2,7 @@
 variables, each of which overrides named keys (so `alpha=2` is checked by the same rule, with the
 same message, as `infer.alpha: 2`). stages.common.config applies it."""
 
-TRT_TARGETS = ("8.2", "8.4", "8.5", "8.6", "10")
+TRT_TARGETS = ("8.0", "8.2", "8.4", "8.5", "8.6", "10", "11", "rtx")  # rtx: TensorRT-RTX (11.1 table)
 BACKENDS = ("auto", "tensorrt", "onnxruntime")  # the same tuple as runtime.backends.BACKENDS
 
 

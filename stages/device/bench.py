@@ -128,20 +128,27 @@ def stream_fps(seg, image_path, frames):
 def run_bench(cfg, layout, cpu_compare=None):
     """cpu_compare: "module:function" of the host wing's ONNX Runtime vs PyTorch comparison
     (dodo names it on a host with torch), or None on the device."""
+    from stages.device import doctor
     from stages.device.select import describe, open_runtime
     n, warmup = cfg["bench"]["iterations"], cfg["bench"]["warmup"]
+    conditions = doctor.bench_conditions(layout, cfg["engine"])
+    warning = doctor.jetson_clocks_warning(conditions)
+    if warning:
+        print(warning)
     t0 = time.perf_counter()
     seg = open_runtime(layout, cfg["bench"]["backend"])
     load_ms = 1000.0 * (time.perf_counter() - t0)
     fp = device.fingerprint()
     report = {"device": fp, "runtime": describe(seg), "image": cfg["bench"]["image"], "iterations": n,
-              "warmup": warmup, "targets": TARGETS, "load_ms": load_ms}
+              "warmup": warmup, "targets": TARGETS, "load_ms": load_ms, "conditions": conditions}
     report["pipeline"] = pipeline_bench(seg, cfg["bench"]["image"], n, warmup)
     engine_ms = report["pipeline"]["infer"]["p50"] if seg.backend.name == "tensorrt" else None
     report["kernels_vs_cpu"] = kernel_ratios(layout, n, warmup, engine_ms)
     from runtime import benchmarks  # issue 16: CPU post full vs early-out, stream sequential vs pipelined
     report["cpu_postprocess_early_vs_full"] = benchmarks.cpu_post(synthetic_case()[1], 1080, 1920, n=max(3, n // 10))
     report["stream"] = stream_fps(seg, cfg["bench"]["image"], max(10, n))
+    if seg.backend.name == "tensorrt":
+        report["trtexec"] = doctor.trtexec_crosscheck(seg.backend.source, n)
     if cpu_compare is not None and cfg["bench"]["cpu"] and os.path.isfile(layout.manifest):
         from stages.common.actions import resolve
         report["cpu_backends"] = resolve(cpu_compare)(cfg, layout, max(5, n // 2), 2)
@@ -173,6 +180,16 @@ def print_summary(r, path):
     print("  stream (%d frames): sequential %.1f FPS, pipelined %.1f FPS (%.2fx), outputs %s" % (
         st["pipelined"]["frames"], st["sequential"]["fps"], st["pipelined"]["fps"], st["speedup"],
         "identical" if st["identical"] else "DIFFER"))
+    t = r.get("trtexec")
+    if t and "gpu_compute_median_ms" in t:
+        print("  trtexec --loadEngine (TensorRT's own timing): GPU compute median %.2f ms vs this runtime's "
+              "infer p50 %.2f ms" % (t["gpu_compute_median_ms"], p["infer"]["p50"]))
+    elif t:
+        print("  trtexec cross-check failed: %s" % t.get("error"))
+    cond = r["conditions"]
+    print("  conditions: %s, power mode %s, jetson_clocks %s, temperatures %s" % (
+        cond.get("board") or "not a Jetson", cond.get("power_mode"), cond.get("jetson_clocks"),
+        cond.get("temperatures_c") or "-"))
     c = r.get("cpu_backends")
     if c:
         print("  CPU: ONNX Runtime p50 %.1f ms vs PyTorch eager %.1f ms (%.2fx)" % (
