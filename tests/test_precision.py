@@ -190,3 +190,31 @@ def test_search_adds_the_nodes_closest_to_the_range_and_drops_candidates_the_mas
     oracle = _MaskOracle(["a", "b"])
     search.ok = oracle.ok
     assert choose(search, ranges, candidates) == ["a", "b"]
+
+
+def test_adjacent_islands_stay_fp32_between_them():
+    # a LayerNorm-shaped chain whose deviation also feeds an fp16 Div: the converter alone would
+    # send the deviation through fp16 on its way from Sub to Pow (a Cast pair between islands)
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from stages.host.fp16_convert import to_mixed
+    two = numpy_helper.from_array(np.array(2.0, np.float32), "two")
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], name="mean0", keepdims=1),
+             helper.make_node("Sub", ["x", "m"], ["d"], name="sub"),
+             helper.make_node("Pow", ["d", "two"], ["p"], name="pow"),
+             helper.make_node("ReduceMean", ["p"], ["v"], name="var", keepdims=1),
+             helper.make_node("Sqrt", ["v"], ["s"], name="sqrt"),
+             helper.make_node("Div", ["d", "s"], ["y"], name="div")]
+    graph = helper.make_graph(nodes, "ln", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [two])
+    mixed = to_mixed(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]),
+                     {"sub", "pow", "var", "sqrt"})
+    onnx.checker.check_model(mixed)
+    by_name = dict((n.name, n) for n in mixed.graph.node)
+    producer = dict((o, n) for n in mixed.graph.node for o in n.output)
+    assert producer[by_name["pow"].input[0]].name == "sub"  # fp32 straight from Sub, no Cast pair
+    assert producer[by_name["div"].input[0]].op_type == "Cast"  # the fp16 consumer gets its Cast
+    inferred = onnx.shape_inference.infer_shapes(mixed).graph
+    types = dict((v.name, v.type.tensor_type.elem_type) for v in inferred.value_info)
+    assert types[by_name["pow"].output[0]] == TensorProto.FLOAT

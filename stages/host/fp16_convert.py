@@ -26,9 +26,56 @@ def to_mixed(model, islands):
     copy.CopyFrom(model)
     with warnings.catch_warnings():  # it warns for each clamped weight; the preview measures them
         warnings.simplefilter("ignore")
-        return float16.convert_float_to_float16(
+        mixed = float16.convert_float_to_float16(
             copy, min_positive_val=0.0, max_finite_val=FP16_MAX, keep_io_types=True,
             op_block_list=[], node_block_list=sorted(islands), check_fp16_ready=True)
+    return join_islands(mixed)
+
+
+def join_islands(mixed):
+    """Remove the fp32 -> fp16 -> fp32 round trips the converter leaves between two fp32 nodes.
+
+    When an island's output also feeds an fp16 node, the converter casts it to fp16 under its
+    original name, and every consumer, the next island too, reads that fp16 copy (through a
+    Cast back to fp32). So a LayerNorm's deviation would pass through fp16 between Sub and Pow.
+    Here each Cast(to fp32) of a Cast(to fp16) of an fp32 tensor reads the fp32 tensor itself."""
+    from onnx import TensorProto
+    nodes = mixed.graph.node
+    producer = dict((o, n) for n in nodes for o in n.output)
+    fp32 = _fp32_tensors(mixed)
+    outputs = set(o.name for o in mixed.graph.output)
+    rename, dead = {}, set()
+    for n in nodes:
+        first = producer.get(n.input[0]) if n.op_type == "Cast" and n.input else None
+        if _cast_to(n) == TensorProto.FLOAT and first is not None and n.output[0] not in outputs \
+                and _cast_to(first) == TensorProto.FLOAT16 and first.input[0] in fp32:
+            rename[n.output[0]] = first.input[0]
+            dead.add(id(n))
+    for n in nodes:
+        for i, name in enumerate(n.input):
+            if name in rename:
+                n.input[i] = rename[name]
+    kept = [n for n in nodes if id(n) not in dead]
+    del nodes[:]
+    nodes.extend(kept)
+    return mixed
+
+
+def _cast_to(node):
+    if node.op_type != "Cast":
+        return None
+    return next((a.i for a in node.attribute if a.name == "to"), None)
+
+
+def _fp32_tensors(model):
+    """Names of the float32 tensors of a model (inputs, initializers, inferred values)."""
+    import onnx
+    from onnx import TensorProto
+    inferred = onnx.shape_inference.infer_shapes(model)
+    g = inferred.graph
+    typed = list(g.input) + list(g.value_info) + list(g.output)
+    names = set(v.name for v in typed if v.type.tensor_type.elem_type == TensorProto.FLOAT)
+    return names | set(i.name for i in g.initializer if i.data_type == TensorProto.FLOAT)
 
 
 def island_casts(mixed):
