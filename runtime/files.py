@@ -1,11 +1,36 @@
 """Atomic artifact writes and hashing: the one place that writes artifacts (the runtime owns it;
 stages/ re-exports it). Every artifact is written to a temp file in its own directory and
-renamed into place, so Ctrl-C or a crash leaves the previous artifact intact."""
+renamed into place, so Ctrl-C or a crash leaves the previous artifact intact. Artifacts get the
+mode a plain open() would give (0666 less the umask, 0644 usually), so other users on the device
+can read them. Temp files a killed run left behind are removed by `remove_stale_temps`, which the
+next run calls once it holds the artifacts folder's lock (stages/common/lock.py)."""
 import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
+
+from runtime.errors import ArtifactError
+
+# ".NAME.XXXXXXXX.tmp[.ext]" (atomic_path, staged_dir) and NAME.export / NAME.candidate (the onnx
+# link's fixed intermediates): nothing else in an artifacts folder looks like this.
+TEMP_NAME = re.compile(r"^(\..+\.[A-Za-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)*|.+\.(export|candidate))$")
+# which link writes an artifact, by the artifacts sub-folder it lives in (for error messages)
+WRITERS = {"checkout": "doit checkout", "golden": "doit golden", "onnx": "doit onnx",
+           "engine": "doit build_engine", "kernels": "doit runtime_check", "verify": "doit verify",
+           "bundle": "doit bundle"}
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()
+FILE_MODE, EXEC_MODE = 0o666 & ~UMASK, 0o777 & ~UMASK  # what open() and mkdir() would give
 
 
 @contextlib.contextmanager
@@ -17,10 +42,55 @@ def atomic_path(path, suffix=""):
     os.close(fd)
     try:
         yield tmp
+        if os.path.exists(tmp):
+            os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; an artifact is for every user
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def staged_dir(folder):
+    """A new empty temp folder beside `folder` (same filesystem, so it can be renamed onto it)."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(folder) + ".", suffix=".tmp", dir=parent)
+    os.chmod(tmp, EXEC_MODE)
+    return tmp
+
+
+def replace_dir(staged, folder):
+    """Put the staged folder in place of `folder`: the old one goes first, so a crash in between
+    leaves the set absent (and its link reruns), never a mix of two runs."""
+    if os.path.isdir(folder):
+        old = staged_dir(folder)
+        os.rmdir(old)
+        os.rename(folder, old)
+        os.rename(staged, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(staged, folder)
+
+
+def remove_stale_temps(folder, older_than):
+    """Remove the temp files and folders under `folder` (an artifacts folder) last modified
+    before `older_than` (a time.time()): what a killed run left. Returns their paths."""
+    gone = []
+    for top, dirs, names in os.walk(folder):
+        for name in [d for d in dirs if TEMP_NAME.match(d)] + [n for n in names if TEMP_NAME.match(n)]:
+            path = os.path.join(top, name)
+            try:
+                if os.lstat(path).st_mtime >= older_than:
+                    continue
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
+            except OSError:
+                continue
+            gone.append(path)
+        dirs[:] = [d for d in dirs if not TEMP_NAME.match(d)]
+    return gone
 
 
 def write_bytes(path, data):
@@ -39,9 +109,25 @@ def write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def rerun_hint(path):
+    """The command that rewrites the artifact at `path` (`doit` when its link is not known)."""
+    parts = os.path.normpath(path).split(os.sep)
+    for part in reversed(parts[:-1]):
+        if part in WRITERS:
+            return WRITERS[part]
+    return "doit"
+
+
 def read_json(path):
-    with open(path, "r") as f:
-        return json.load(f)
+    """A JSON artifact; a damaged one (truncated, not JSON, not UTF-8) is one sentence naming the
+    file and the link that writes it (ArtifactError). A missing file stays an OSError."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError:
+        raise ArtifactError("%s is damaged (%s): rerun `%s` to write it again." % (
+            path, "empty" if not data.strip() else "not valid JSON", rerun_hint(path)))
 
 
 def sha256_file(path, chunk=1 << 20):

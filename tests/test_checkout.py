@@ -85,12 +85,55 @@ def test_invalid_config_json(model):
     expect(model, "is not valid JSON")
 
 
+def as_pickle(model):
+    """Replace model.safetensors by the same weights as pytorch_model.bin (a plain state dict)."""
+    import torch
+    from safetensors.torch import load_file
+    path = os.path.join(model, "model.safetensors")
+    torch.save(load_file(path), os.path.join(model, "pytorch_model.bin"))
+    os.remove(path)
+
+
 def test_pickle_weights_need_the_opt_in(model):
-    os.remove(os.path.join(model, "model.safetensors"))
-    with open(os.path.join(model, "pytorch_model.bin"), "wb") as f:
-        f.write(b"\x80\x02not really")
+    as_pickle(model)
     expect(model, "set model.allow_pickle: true")
     assert checkout.validate(model, True)["weights"]["format"] == "pytorch_pickle"
+
+
+def test_a_pickle_that_runs_code_is_refused_even_with_the_opt_in(model, tmp_path):
+    import pickle
+    marker = str(tmp_path / "ran")
+
+    class Evil(object):
+        def __reduce__(self):
+            return (open, (marker, "w"))
+    os.remove(os.path.join(model, "model.safetensors"))
+    with open(os.path.join(model, "pytorch_model.bin"), "wb") as f:
+        pickle.dump({"decode_head.x": Evil()}, f)
+    expect(model, "torch's safe loader refused it", allow_pickle=True)
+    assert not os.path.exists(marker)
+
+
+def test_every_load_of_the_checkout_enforces_allow_pickle(model):
+    """The manifest says pickle, the setting says no: the one loader refuses (bench's side door)."""
+    as_pickle(model)
+    manifest = checkout.validate(model, True)
+    with pytest.raises(CheckoutError) as e:
+        checkout.load_model(model, manifest, False)
+    assert "model.allow_pickle is false" in str(e.value)
+    assert checkout.load_model(model, manifest, True).config.num_labels == 35
+
+
+def test_from_pretrained_is_called_only_by_the_checkout_loader():
+    hits = []
+    for top in ("stages", "runtime", "tools"):
+        for folder, _, names in os.walk(os.path.join(ROOT, top)):
+            for n in names:
+                if n.endswith(".py"):
+                    with open(os.path.join(folder, n)) as f:
+                        if "from_pretrained(" in f.read():
+                            hits.append(os.path.relpath(os.path.join(folder, n), ROOT))
+    assert sorted(h for h in hits if not h.startswith("tools")) == ["stages/host/checkout.py"], hits
 
 
 def test_missing_weights(model):

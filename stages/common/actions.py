@@ -2,8 +2,13 @@
 
 `run(fn, ...)` wraps a stage function as a doit python-action. `Reporter` prints a failed
 task as one line, `error in TASK: sentence`, with no traceback. `check_vars` rejects
-unknown command-line variables such as `imgae=x`."""
+unknown command-line variables such as `imgae=x`. The machine's faults are handled here too:
+an OSError (read-only folder, full disk) or Ctrl-C in a task is one line and a failed task;
+anywhere else, `install_handlers` turns them (and a damaged doit state file) into one line."""
+import errno
 import importlib
+import json
+import os
 import sys
 
 from doit.exceptions import TaskFailed
@@ -28,6 +33,10 @@ def run(fn, *args, **kwargs):
             result = resolve(fn)(*args, **kwargs)
         except PipelineError as e:
             return TaskFailed(MARK + str(e))
+        except OSError as e:
+            return TaskFailed(MARK + os_error_sentence(e))
+        except KeyboardInterrupt:
+            return TaskFailed(MARK + INTERRUPTED)
         return result if isinstance(result, dict) else None
     action.__name__ = fn if isinstance(fn, str) else getattr(fn, "__name__", "action")
     return action
@@ -44,9 +53,82 @@ def check_vars(cmdline_vars):
     return dict((k, v) for k, v in (cmdline_vars or {}).items() if k != "config")
 
 
+INTERRUPTED = ("interrupted (Ctrl-C); every artifact is whole (written to a temp file, then renamed): "
+               "run the same doit command again to finish.")
+
+
+def os_error_sentence(e):
+    """One sentence for an OSError of the machine (never 'try another opset')."""
+    where = e.filename or "a file"
+    if e.errno == errno.ENOSPC:
+        return ("No space left on the device%s: free some space (df -h) and rerun; the previous "
+                "artifacts are intact." % (" while writing %s" % e.filename if e.filename else ""))
+    if e.errno == errno.EROFS:
+        return ("%s is on a read-only file system: remount it read-write, or set `artifacts:` "
+                "(or out=) to a writable folder." % where)
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return ("Permission denied for %s: make it writable for this user, or set `artifacts:` "
+                "(or out=) to a folder you own." % where)
+    if e.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        return ("%s: a file stands where a folder is expected, or a folder where a file is: "
+                "move it away and rerun." % where)
+    return "%s: %s: check the disk and its permissions, then rerun." % (where, e.strerror or e)
+
+
+def check_dep_file(path):
+    """Refuse a damaged doit state file (a run killed while doit saved it) with one sentence,
+    before doit reads it (doit's own message is a traceback)."""
+    if not os.path.isfile(path):
+        return
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        state = json.loads(data.decode("utf-8"))
+        ok = isinstance(state, dict) and all(isinstance(v, dict) for v in state.values())
+    except ValueError:
+        ok = False
+    if not ok:
+        raise PipelineError("%s (doit's record of what ran) is damaged (%s): delete it; the next "
+                            "doit reruns every link once." % (path, "empty" if not data.strip() else
+                                                               "not a valid state file"))
+
+
+def install_handlers():
+    """Ctrl-C, an OSError or doit's database error outside a task: one line, no traceback."""
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        if issubclass(kind, KeyboardInterrupt):
+            sys.stderr.write("error: " + INTERRUPTED + "\n")
+        elif issubclass(kind, OSError):
+            sys.stderr.write("error: " + os_error_sentence(value) + "\n")
+        elif kind.__name__ == "DatabaseException":
+            sys.stderr.write("error: doit's state file is damaged (%s): delete it and rerun.\n" %
+                             str(value).splitlines()[0])
+        else:
+            previous(kind, value, tb)
+    sys.excepthook = hook
+
+
+DEP_FILE = ".doit.json"  # doit's state, one per artifacts folder (dodo.py's DOIT_CONFIG)
+
+
+def prepare_artifacts(artifacts, argv=None):
+    """Before doit reads its state: create the artifacts folder, hold its lock (a second run
+    waits), remove temp files a killed run left, and refuse a damaged state file."""
+    from stages.common import lock
+    argv = sys.argv if argv is None else argv
+    os.makedirs(artifacts, exist_ok=True)
+    if lock.needs_lock(argv):
+        lock.acquire(artifacts)
+    if lock.doit_command(argv) not in ("list", "help", "tabcompletion"):  # they never read it
+        check_dep_file(os.path.join(artifacts, DEP_FILE))
+
+
 def fail_at_load(error):
     """Stop dodo.py loading with one sentence and exit code 2 (no traceback)."""
-    sys.stderr.write("error: %s\n" % error)
+    text = os_error_sentence(error) if isinstance(error, OSError) else str(error)
+    sys.stderr.write("error: %s\n" % text)
     sys.exit(2)
 
 
