@@ -814,3 +814,29 @@ def test_8_the_readme_says_the_embedded_model_is_a_demo():
     intro = " ".join(text.split("\n## ")[0].split())
     assert "demo" in intro and "not a segmenter" in intro
     assert intro.index("Using a real checkout") < intro.index("97.97")
+
+
+def test_model_and_golden_files_from_different_input_sizes():
+    # a model and sidecar from a run at another input size agree with each other (hashes pass),
+    # not with the golden files: verify names both and the links to rerun, before numpy broadcasts
+    import numpy as np
+    from runtime.errors import ArtifactError
+    from stages.device.verify import check_shapes
+
+    class Backend(object):
+        input_shape, output_shape, source = (1, 3, 512, 512), (1, 35, 128, 128), "model.onnx"
+    tensor, logits = np.zeros((1, 3, 256, 256), np.float32), np.zeros((1, 35, 64, 64), np.float32)
+    with pytest.raises(ArtifactError) as e:
+        check_shapes(Backend(), tensor, logits, {"dir": "artifacts/golden/00_street"})
+    assert "different models or input sizes" in str(e.value) and "1x3x256x256" in str(e.value)
+    assert "1x3x512x512" in str(e.value) and "doit golden onnx" in str(e.value)
+    check_shapes(Backend(), np.zeros((1, 3, 512, 512), np.float32),
+                 np.zeros((1, 35, 128, 128), np.float32), {"dir": "d"})  # matching shapes pass
+
+
+def test_golden_json_without_image_records(project):
+    path = os.path.join(project, "artifacts", "golden", "golden.json")
+    with open(path, "w") as f:
+        json.dump({"versions": {}}, f)
+    code, out = doit(project, "-s", "verify", "backend=onnxruntime")
+    refused(code, out, "golden.json has no image records", "doit golden")

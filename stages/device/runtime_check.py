@@ -53,7 +53,8 @@ def run_check(layout, cfg):
     gpu_arch = arch()
     compile_kernels(layout.kernels_dir(gpu_arch), gpu_arch)
     seg = open_runtime(layout, "auto", pre_post="gpu")
-    rec = files.read_json(layout.golden_json)["images"][0]
+    from runtime.golden import read_index
+    rec = read_index(layout.golden_json)[0]
     image = read_image(rec["source"])
     seg.segment(image)  # warm-up: module load, first launches, allocations
     result = seg.segment(image)

@@ -6,7 +6,7 @@ import numpy as np
 
 from stages.common import compare
 from stages.common import files
-from stages.common.errors import ToleranceError
+from stages.common.errors import ArtifactError, ToleranceError
 
 LAYERS = (("a", "input_max_abs", "pre-processing (runtime tensor vs golden input tensor)"),
           ("b", "logits_max_abs", "backend logits on the golden input vs golden logits"),
@@ -18,6 +18,7 @@ LAYERS = (("a", "input_max_abs", "pre-processing (runtime tensor vs golden input
 def check_case(seg, rec, image):
     from runtime.golden import load_case
     golden_tensor, golden_logits, golden_mask = load_case(rec)
+    check_shapes(seg.backend, golden_tensor, golden_logits, rec)
     row = {"image": rec["source"]}
     row["input_max_abs"] = compare.abs_diff(seg.preprocess(image), golden_tensor)["max_abs"]
     d = compare.abs_diff(seg.backend.infer(golden_tensor), golden_logits)
@@ -25,6 +26,17 @@ def check_case(seg, rec, image):
     mask = seg.segment(image).mask
     row.update(compare.mask_metrics(mask, golden_mask, seg.labels))
     return row, mask, golden_mask
+
+
+def check_shapes(backend, golden_tensor, golden_logits, rec):
+    """The model and the golden files must come from one model and input size."""
+    got = (tuple(golden_tensor.shape), tuple(golden_logits.shape))
+    if got != (backend.input_shape, backend.output_shape):
+        raise ArtifactError(
+            "The golden files in %s (%s -> %s) and %s (%s -> %s) come from different models or input "
+            "sizes: rerun `doit golden onnx` on the host, or copy both from one bundle." % (
+                rec["dir"], "x".join(map(str, got[0])), "x".join(map(str, got[1])), backend.source,
+                "x".join(map(str, backend.input_shape)), "x".join(map(str, backend.output_shape))))
 
 
 def failures(row, limits):
@@ -62,7 +74,8 @@ def run_verify(cfg, layout, backend):
     precision = seg.backend.precision
     limits = cfg["verify"][precision]
     rows = []
-    for i, rec in enumerate(files.read_json(layout.golden_json)["images"]):
+    from runtime.golden import read_index
+    for i, rec in enumerate(read_index(layout.golden_json)):
         image = read_image(rec["source"])
         row, mask, golden_mask = check_case(seg, rec, image)
         row["failures"] = failures(row, limits)

@@ -1,7 +1,7 @@
 """Host-only part of `doit bench`: ONNX Runtime vs PyTorch eager on the CPU, same model, same
 input, alternated runs. The model is loaded through the golden link's loader, so the checkout's
 validated weights (and its pickle policy) are the only way in."""
-from runtime.golden import load_case
+from runtime.golden import load_case, read_index
 from stages.common import files
 from stages.device.bench import percentiles, timed
 from stages.host.golden import load_reference
@@ -10,7 +10,7 @@ from stages.host.golden import load_reference
 def cpu_backends(cfg, layout, n, warmup):
     import onnxruntime as ort
     import torch
-    tensor = load_case(files.read_json(layout.golden_json)["images"][0])[0]
+    tensor = load_case(read_index(layout.golden_json)[0])[0]
     model, _ = load_reference(cfg["model"]["path"], files.read_json(layout.manifest), cfg["model"]["allow_pickle"])
     sess = ort.InferenceSession(layout.onnx_model, providers=["CPUExecutionProvider"])
     x = torch.from_numpy(tensor)

@@ -87,10 +87,10 @@ def resize_modes(model):
 def parity(onnx_path, golden_json, limits, labels):
     """ONNX Runtime (CPU) on each golden input tensor vs the golden logits and masks."""
     import onnxruntime as ort
-    from runtime.golden import load_case
+    from runtime.golden import load_case, read_index
     sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     rows = []
-    for rec in files.read_json(golden_json)["images"]:
+    for rec in read_index(golden_json):
         tensor, golden_logits, golden_mask = load_case(rec)
         logits = sess.run([OUTPUT_NAME], {INPUT_NAME: tensor})[0]
         mask = upsample_argmax(logits, rec["height"], rec["width"])

@@ -17,9 +17,9 @@ ROW_KEYS = ("logits_max_abs", "logits_mean_abs", "mask_agreement", "miou", "nan"
 
 def golden_cases(golden_json, root="."):
     """[(record, input tensor, golden logits, golden mask)] for each golden image."""
-    from runtime.golden import load_case
+    from runtime.golden import load_case, read_index
     cases = []
-    for rec in files.read_json(golden_json)["images"]:
+    for rec in read_index(golden_json):
         rec = dict(rec, dir=os.path.join(root, rec["dir"]))
         cases.append((rec,) + tuple(load_case(rec)))
     return cases
