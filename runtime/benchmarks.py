@@ -50,28 +50,52 @@ def cpu_post(logits, out_h, out_w, n=5, warmup=1, today=None):
     return res
 
 
-def gpu_post(gpu, n=100, warmup=10, batch=20):
-    """GPU kernels on the pipeline's current logits and frame size: full vs early-out. Kernel
-    time from CUDA events around `batch` back-to-back launches (so Python's launch overhead
-    hides behind the GPU's work), per launch; no transfers. And whether the masks match."""
+def gpu_post(gpu, n=100, warmup=10, batch=20, lead=20):
+    """GPU kernels on the pipeline's current logits and frame size: full vs early-out, and whether
+    the masks match. Kernel time: CUDA events around `batch` back-to-back calls, per call, queued
+    behind `lead` calls of the full kernel, so the GPU is still busy with those while the host
+    enqueues the timed ones and the events time the GPU's work alone, as when post-processing is
+    queued behind inference. Beside it: host_ms, the host's time to enqueue one call (Python and
+    pycuda), and gpu_bound, the share of batches enqueued before the GPU had finished the lead."""
     drv = gpu.drv
-    start, end = drv.Event(), drv.Event()
+    ahead, start, end = drv.Event(), drv.Event(), drv.Event()
+    host, bound = {"full": [], "early": []}, []
 
-    def kernel(early):
+    def kernel(name):
         def timed():
+            ahead.record(gpu.stream)
+            for _ in range(lead):
+                gpu.postprocess(early=False)
             start.record(gpu.stream)
+            t0 = time.perf_counter()
             for _ in range(batch):
-                gpu.postprocess(early=early)
+                gpu.postprocess(early=name == "early")
+            enqueue_ms = 1000.0 * (time.perf_counter() - t0)
             end.record(gpu.stream)
             end.synchronize()
+            host[name].append(enqueue_ms / batch)
+            bound.append(enqueue_ms < start.time_since(ahead))
             return end.time_since(start) / batch
         return timed
 
-    ms = alternate({"full": kernel(False), "early": kernel(True)}, n, warmup)
+    ms = alternate({"full": kernel("full"), "early": kernel("early")}, n, warmup)
     res = dict((k + "_ms", summary(v)) for k, v in ms.items())
+    res.update((k + "_host_ms", summary(v[warmup:])) for k, v in host.items())
+    res["gpu_bound"] = float(np.mean(bound[2 * warmup:]))
     res["speedup"] = res["full_ms"]["p50"] / res["early_ms"]["p50"]
+    tile = gpu.frame.tile
+    res["early_kernel"] = "per-pixel" if tile is None else "tiles of %dx%d pixels" % tile[0]
     gpu.postprocess(early=False)
     full = gpu.download_mask()
     gpu.postprocess(early=True)
     res["identical"] = bool(np.array_equal(full, gpu.download_mask()))
     return res
+
+
+def resized_logits(logits, hw=(128, 128)):
+    """Logits (1xCxhxw) bilinearly resized to hw: a model's real logits at another output size,
+    e.g. a 256x256-input model's 64x64 golden logits as a 512x512-input model's 128x128 (whose
+    region boundaries are as few as the real ones, unlike independent random noise)."""
+    import cv2
+    chw = np.asarray(logits, np.float32).reshape(np.shape(logits)[-3:])
+    return np.stack([cv2.resize(c, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR) for c in chw])[None]

@@ -73,28 +73,57 @@ class Kernels(object):
         per_dtype = lambda fn: dict((np.dtype(t), get("postprocess", fn + s))  # noqa: E731
                                     for t, s in ((np.float32, "_f32"), (np.float16, "_f16")))
         self.upsample_argmax = per_dtype("upsample_argmax")  # every class at every pixel
-        self.cell_labels = per_dtype("cell_labels")  # the early-out: per-cell class or 255
-        self.upsample_argmax_early = per_dtype("upsample_argmax_early")  # per pixel
-        self.upsample_argmax_cells = per_dtype("upsample_argmax_cells")  # one block per cell
+        self.upsample_argmax_tiles = per_dtype("upsample_argmax_tiles")  # the early-out, one launch
+        self.cell_labels = per_dtype("cell_labels")  # the early-out for windows too large for the
+        self.upsample_argmax_early = per_dtype("upsample_argmax_early")  # tiles: per pixel
         self.blend = get("overlay", "blend_overlay")
 
 
-def launch_blocks(fn, grid, threads, args, stream):
-    """Launch `fn` on a grid of (x, y) blocks of `threads` threads; errors become DeviceError."""
+def launch_blocks(fn, grid, block, args, stream, shared=0):
+    """Launch `fn` on a grid of (x, y) blocks of (x, y) threads with `shared` bytes of dynamic
+    shared memory; errors become DeviceError."""
     drv = driver()
     try:
-        fn(*args, block=(int(threads), 1, 1), grid=(int(grid[0]), int(grid[1]), 1), stream=stream)
+        fn(*args, block=(int(block[0]), int(block[1]), 1), grid=(int(grid[0]), int(grid[1]), 1),
+           shared=int(shared), stream=stream)
     except drv.Error as e:
         raise DeviceError("CUDA kernel %s failed to launch (%s): rebuild the kernels with doit runtime_check." % (
             getattr(fn, "name", "?"), e))
 
 
-def cell_spans(in_size, out_size):
-    """Per texel index: (first output index, count) of the output pixels whose first source
-    texel it is, from the kernels' own float32 source-index arithmetic (reference.source_coords)."""
-    first = source_coords(in_size, out_size)[0]
-    count = np.bincount(first, minlength=in_size)
-    return np.ascontiguousarray(np.stack([np.cumsum(count) - count, count], axis=1), np.int32)
+# The tiled early-out (upsample_argmax_tiles): each block writes a tile of w x h mask pixels with
+# warps of 32 threads, from the texel window of its tile in shared memory. The first tile shape
+# whose largest window fits SHARED_MAX is used; none fits only for strong downscales.
+TILES = ((256, 16), (128, 16), (128, 8), (64, 8), (32, 8), (32, 4), (32, 2), (32, 1))
+SHARED_MAX = 48 * 1024  # every CUDA GPU gives a block this much without opting in
+
+
+def tile_window(in_size, out_size, tile):
+    """The largest number of texels along one axis that a tile of `tile` output pixels reads
+    (the kernels' float32 source-index arithmetic: reference.source_coords)."""
+    i0, i1 = source_coords(in_size, out_size)[:2]
+    first = np.arange(0, out_size, tile)
+    last = np.minimum(first + tile, out_size) - 1
+    return int((i1[last] - i0[first]).max()) + 1
+
+
+def tile_shared_bytes(classes, rows, cols, tile_w):
+    """Dynamic shared memory of one block, as the kernel lays it out: per texel of the window a
+    candidate set (8 bytes), every class's value, margin and largest |logit| (4 bytes each),
+    winner and cell label (1 byte each); per column of the tile its source texels and weights."""
+    return rows * cols * (8 + 4 * classes + 4 + 4 + 1 + 1) + 16 * tile_w
+
+
+def choose_tile(classes, h, w, out_h, out_w, tiles=TILES):
+    """((tile_w, tile_h), block, grid, shared bytes) of the tiled early-out for this frame, or
+    None where no tile shape's window fits in shared memory."""
+    for tw, th in tiles:
+        rows, cols = tile_window(h, out_h, th), tile_window(w, out_w, tw)
+        shared = tile_shared_bytes(classes, rows, cols, tw)
+        if shared <= SHARED_MAX:
+            warps = max(1, min(8, tw * th // 512))
+            return (tw, th), (32, warps), (-(-out_w // tw), -(-out_h // th)), shared
+    return None
 
 
 def identity_coeffs(size):

@@ -5,14 +5,12 @@ kernel reads the backend's output buffer (TensorRT). With a host backend (ONNX R
 pipeline owns both buffers and the tensor/logits cross the bus in between."""
 import numpy as np
 
-from runtime.cuda_ops import Frame, cell_spans, driver, launch, launch_blocks
-
-CELL_BLOCK_MAX = 4096  # cells of more output pixels than this use the per-pixel early-out kernel
+from runtime.cuda_ops import TILES, Frame, choose_tile, driver, launch, launch_blocks
 
 
 class GpuPipeline(object):
     def __init__(self, kernels, meta, stream=None, input_ptr=None, input_dtype=np.float32,
-                 output_ptr=None, output_dtype=np.float32):
+                 output_ptr=None, output_dtype=np.float32, tiles=TILES):
         drv = self.drv = driver()
         self.k = kernels
         self.stream = stream or drv.Stream()
@@ -27,7 +25,8 @@ class GpuPipeline(object):
         self.output = output_ptr or drv.mem_alloc(self.classes * self.out_h * self.out_w * self.output_dtype.itemsize)
         palette = np.ascontiguousarray(np.asarray(meta["palette"], np.uint8)[:, ::-1])
         self.palette, self.colors = drv.to_device(palette), np.int32(len(palette))
-        self.cells = drv.mem_alloc(self.out_h * self.out_w)  # the early-out's per-cell labels
+        self.cells = drv.mem_alloc(self.out_h * self.out_w)  # the per-pixel early-out's cell labels
+        self.tiles = tiles  # tile shapes the early-out may use (cuda_ops.choose_tile); () for none
         self.frame = None
         self.events = dict((n, drv.Event()) for n in ("start", "upload", "preprocess", "infer", "postprocess",
                                                        "download"))
@@ -35,10 +34,7 @@ class GpuPipeline(object):
     def _frame(self, h, w):
         if self.frame is None or (self.frame.h, self.frame.w) != (h, w):
             self.frame = Frame(self.drv, h, w, self.in_h, self.in_w, self.pass_order)
-            spans = cell_spans(self.out_h, h), cell_spans(self.out_w, w)
-            self.frame.spans = [self.drv.to_device(a) for a in spans]
-            self.frame.cell_pixels = int(spans[0][:, 1].max()) * int(spans[1][:, 1].max())
-            self.frame.cell_threads = min(256, max(64, 32 * -(-self.frame.cell_pixels // 32)))
+            self.frame.tile = choose_tile(self.classes, self.out_h, self.out_w, h, w, self.tiles)
         return self.frame
 
     def upload(self, image_bgr):
@@ -67,19 +63,20 @@ class GpuPipeline(object):
     def postprocess(self, early=True):
         """Fused bilinear upsample + argmax of the output buffer into the frame's mask. With
         `early` (the default), cells whose four texels agree by a safe margin skip the per-pixel
-        work; the mask is bit-identical to early=False (every class at every pixel)."""
+        work and the others interpolate only the classes that can win there; the mask is
+        bit-identical to early=False (every class at every pixel)."""
         f, t = self.frame, self.output_dtype
         self.events["infer"].record(self.stream)
         logits = [self.output, np.int32(self.classes), np.int32(self.out_h), np.int32(self.out_w)]
-        if early:
+        if early and f.tile is not None:  # one launch: a block per tile of the mask
+            (tw, th), block, grid, shared = f.tile
+            launch_blocks(self.k.upsample_argmax_tiles[t], grid, block,
+                          logits + [f.mask, np.int32(f.h), np.int32(f.w), np.int32(tw), np.int32(th)],
+                          self.stream, shared)
+        elif early:  # texel windows too large for shared memory: per-cell labels, then per pixel
             launch(self.k.cell_labels[t], self.out_w, self.out_h, logits + [self.cells], self.stream)
-            if f.cell_pixels <= CELL_BLOCK_MAX:  # one block per cell: no divergence in a warp
-                launch_blocks(self.k.upsample_argmax_cells[t], (self.out_w, self.out_h), f.cell_threads,
-                              logits + [self.cells] + f.spans + [f.mask, np.int32(f.h), np.int32(f.w)],
-                              self.stream)
-            else:  # huge cells (a big upscale): one thread per pixel
-                launch(self.k.upsample_argmax_early[t], f.w, f.h,
-                       logits + [self.cells, f.mask, np.int32(f.h), np.int32(f.w)], self.stream)
+            launch(self.k.upsample_argmax_early[t], f.w, f.h,
+                   logits + [self.cells, f.mask, np.int32(f.h), np.int32(f.w)], self.stream)
         else:
             launch(self.k.upsample_argmax[t], f.w, f.h, logits + [f.mask, np.int32(f.h), np.int32(f.w)],
                    self.stream)

@@ -153,14 +153,14 @@ def engine_folder(project, version):
 
 def test_engine_built_for_another_tensorrt(project):
     assert doit(project, "build_engine", env={"TRT_DOUBLE_API": "8.2"}, doubles=DOUBLES)[0] == 0
-    shutil.move(engine_folder(project, "8.2.1.8"), engine_folder(project, "10.3.0.26"))  # copied by hand
+    shutil.move(engine_folder(project, "8.2.1.8"), engine_folder(project, "10.0.0.6"))  # copied by hand
     code, out = doit(project, "-s", "verify", "backend=tensorrt", env={"TRT_DOUBLE_API": "10"}, doubles=DOUBLES)
-    assert_one_sentence_error(code, out, "TensorRT 8.2.1.8", "TensorRT 10.3.0.26", "rebuild it here")
+    assert_one_sentence_error(code, out, "TensorRT 8.2.1.8", "TensorRT 10.0.0.6", "rebuild it here")
 
 
 def test_corrupt_engine_file(project):
     assert doit(project, "build_engine", env={"TRT_DOUBLE_API": "10"}, doubles=DOUBLES)[0] == 0
-    with open(os.path.join(engine_folder(project, "10.3.0.26"), "model.engine"), "wb") as f:
+    with open(os.path.join(engine_folder(project, "10.0.0.6"), "model.engine"), "wb") as f:
         f.write(b"\x00garbage" * 100)
     code, out = doit(project, "-s", "verify", "backend=tensorrt", env={"TRT_DOUBLE_API": "10"}, doubles=DOUBLES)
     assert_one_sentence_error(code, out, "model.engine does not match the sha256", "doit build_engine")
@@ -169,7 +169,7 @@ def test_corrupt_engine_file(project):
 def test_corrupt_engine_that_its_sidecar_vouches_for(project):
     # the sidecar's hash was updated too (not tampering, a bad plan): TensorRT's refusal is reported
     assert doit(project, "build_engine", env={"TRT_DOUBLE_API": "10"}, doubles=DOUBLES)[0] == 0
-    folder = engine_folder(project, "10.3.0.26")
+    folder = engine_folder(project, "10.0.0.6")
     garbage = b"\x00garbage" * 100
     with open(os.path.join(folder, "model.engine"), "wb") as f:
         f.write(garbage)
@@ -195,19 +195,52 @@ def test_no_cuda_device(project):
 
 # --- Ctrl-C ------------------------------------------------------------------------------------
 
+def interrupt_when(proc, happened, timeout=900):
+    """Send Ctrl-C to `proc` as soon as happened(lines printed so far) is true: an observed event,
+    never a sleep. Fails (with the output) if the process ends first or the timeout passes."""
+    import threading
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
+    deadline = time.time() + timeout
+    while not happened(lines):
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            reader.join(10)
+            pytest.fail("the event never came before the process ended:\n" + "".join(lines))
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=timeout)
+    reader.join(timeout)
+    return "".join(lines)
+
+
+def onnx_export_in_progress(project):
+    """True from the moment the export's temp file exists until model.onnx is replaced: one of
+    its temp, .export or .candidate files is always there in that window."""
+    folder = os.path.join(project, "artifacts", "onnx")
+
+    def check(lines):
+        if not any(l.startswith(".  onnx") for l in lines):
+            return False
+        names = os.listdir(folder) if os.path.isdir(folder) else []
+        return any(n.startswith(".model.onnx") or n.endswith((".export", ".candidate"))
+                   for n in names)
+    return check
+
+
 @pytest.mark.host
 def test_ctrl_c_during_onnx_export_keeps_artifacts_and_reruns_it(project):
     before = snapshot(project)
     edit_yaml(os.path.join(project, "pipeline.yaml"), "opset: 13 ", "opset: 12 ")
-    env = dict(os.environ)
-    proc = subprocess.Popen([sys.executable, "-m", "doit"], cwd=project, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, universal_newlines=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not os.path.exists(os.path.join(project, "artifacts", "onnx", "model.onnx.export")):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=120)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")  # doit's ".  onnx" line arrives as it is printed
+    proc = subprocess.Popen([sys.executable, "-m", "doit"], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    out = interrupt_when(proc, onnx_export_in_progress(project))
+    assert proc.returncode != 0, out
     assert_intact(project, before)
     code, out = doit(project)
     assert code == 0, out
-    assert executed(out)[0] == "onnx" and "checkout" not in executed(out) and "golden" not in executed(out)
+    ran = executed(out)
+    assert ran[0] == "onnx" and "checkout" not in ran and "golden" not in ran

@@ -60,10 +60,13 @@ def test_preprocess_fp16_input_buffer(kernels):
     assert np.abs(gpu.download_input().astype(np.float32) - want.astype(np.float32)).max() <= 2e-3
 
 
-def gpu_masks(kernels, logits, hw, dtype):
-    """(early-out mask, full mask) from the CUDA kernels."""
+def gpu_masks(kernels, logits, hw, dtype, tiles=None):
+    """(early-out mask, full mask) from the CUDA kernels (the early-out with only `tiles`'
+    shapes allowed where given: () for the per-pixel early-out)."""
+    from runtime.cuda_ops import TILES
     from runtime.gpu_pipeline import GpuPipeline
-    gpu = GpuPipeline(kernels, meta(logits_shape=logits.shape), output_dtype=dtype)
+    gpu = GpuPipeline(kernels, meta(logits_shape=logits.shape), output_dtype=dtype,
+                      tiles=TILES if tiles is None else tiles)
     gpu.upload(np.zeros(hw + (3,), np.uint8))
     gpu.upload_logits(logits)
     gpu.postprocess(early=False)
@@ -72,9 +75,9 @@ def gpu_masks(kernels, logits, hw, dtype):
     return gpu.download_mask(), full
 
 
-def assert_bit_identical(kernels, logits, hw, dtype, name):
+def assert_bit_identical(kernels, logits, hw, dtype, name, tiles=None):
     """Both kernels give exactly the CPU oracle's mask (for fp16: of the fp16 values)."""
-    early, full = gpu_masks(kernels, logits, hw, dtype)
+    early, full = gpu_masks(kernels, logits, hw, dtype, tiles)
     want = reference.upsample_argmax_full(logits.astype(dtype).astype(np.float32), *hw)
     print("postprocess %s %dx%d %s: early %d, full %d pixels differ from the CPU oracle" % (
         name, hw[1], hw[0], np.dtype(dtype).name, int(np.sum(early != want)), int(np.sum(full != want))))
@@ -117,6 +120,20 @@ def test_postprocess_adversarial_bit_identical(kernels, case, dtype):
         assert_bit_identical(kernels, logits, hw, dtype, name)
 
 
+@pytest.mark.parametrize("tiles", [(), ((128, 8),), ((32, 4),), ((64, 2),), ((32, 1),)])
+@pytest.mark.parametrize("case", [0, 1, 5, 7, 8])
+def test_postprocess_every_early_out_path_bit_identical(kernels, tiles, case):
+    """The per-pixel early-out (no tiles) and other tile shapes than the one chosen for speed
+    (tiles end mid-cell and at odd offsets, and part of a warp runs past the frame's edge)."""
+    from runtime.cuda_ops import choose_tile
+    name, logits, hw = adversarial_cases()[case]
+    chosen = choose_tile(logits.shape[1], logits.shape[2], logits.shape[3], hw[0], hw[1], tiles)
+    assert (chosen is None) == (tiles == ())
+    for dtype in (np.float32, np.float16):
+        with np.errstate(over="ignore", invalid="ignore"):
+            assert_bit_identical(kernels, logits, hw, dtype, "%s tiles %s" % (name, tiles), tiles)
+
+
 def test_postprocess_golden_logits_bit_identical(kernels):
     import glob
     from conftest import ROOT
@@ -139,9 +156,12 @@ def test_postprocess_timing_early_vs_full(kernels):
     gpu.upload(np.zeros((1080, 1920, 3), np.uint8))
     gpu.upload_logits(logits)
     res = benchmarks.gpu_post(gpu)
-    print("postprocess timing 1080p: full p50 %.1f us, early p50 %.1f us (%.2fx), identical %s" % (
-        1000 * res["full_ms"]["p50"], 1000 * res["early_ms"]["p50"], res["speedup"], res["identical"]))
+    print("postprocess timing 1080p: full p50 %.1f us, early p50 %.1f us (%.2fx, %s), identical %s, "
+          "host enqueue %.1f us per call, GPU-bound %.2f" % (
+              1000 * res["full_ms"]["p50"], 1000 * res["early_ms"]["p50"], res["speedup"],
+              res["early_kernel"], res["identical"], 1000 * res["early_host_ms"]["p50"], res["gpu_bound"]))
     assert res["identical"] and res["early_ms"]["p50"] < res["full_ms"]["p50"]
+    assert res["early_kernel"] == "tiles of 256x16 pixels"
 
 
 def test_postprocess_differences_from_torch_are_near_ties(kernels):
