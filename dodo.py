@@ -52,7 +52,7 @@ def task_checkout():
     if not HOST:
         return _host_only("checkout")
     from stages.host.checkout import model_files
-    return {"actions": [run("stages.host.checkout:run_checkout", CFG["model"], L.manifest)],
+    return {"actions": [run("stages.host.checkout:run_checkout", CFG, L)],
             "file_dep": model_files(CFG["model"]["path"]), "targets": [L.manifest],
             "uptodate": [config_changed(slice_of(CFG, "model")), targets_intact([L.manifest])],
             "clean": True}
@@ -62,8 +62,7 @@ def task_golden():
     """Run transformers on the CPU: golden input tensors, logits, masks and overlays."""
     if not HOST:
         return _host_only("golden")
-    return {"actions": [run("stages.host.golden:run_golden", CFG["model"]["path"], L, CFG["golden"]["overlay_alpha"],
-                            allow_pickle=CFG["model"]["allow_pickle"])],
+    return {"actions": [run("stages.host.golden:run_golden", CFG, L)],
             "file_dep": [L.manifest] + L.images, "targets": L.golden_targets(),
             "uptodate": [config_changed(slice_of(CFG, "golden")), targets_intact(L.golden_targets())],
             "clean": True}
@@ -73,8 +72,7 @@ def task_onnx():
     """Export model.onnx, check, simplify, gate it for the target TensorRT, prove parity."""
     if not HOST:
         return _host_only("onnx")
-    return {"actions": [run("stages.host.onnx_export:run_onnx", CFG["model"]["path"], CFG["onnx"], L,
-                            allow_pickle=CFG["model"]["allow_pickle"])],
+    return {"actions": [run("stages.host.onnx_export:run_onnx", CFG, L)],
             "file_dep": [L.manifest, L.golden_json],
             "targets": [L.onnx_model, L.onnx_sidecar, L.onnx_report],
             "uptodate": [config_changed(slice_of(CFG, "onnx")),
@@ -87,8 +85,7 @@ def task_precision():
         return _host_only("precision")
     settings = {"precision": CFG["precision"], "verify.fp16": CFG["verify"]["fp16"],
                 "engine.precision": CFG["engine"]["precision"]}
-    return {"actions": [run("stages.host.precision_link:run_precision", CFG["precision"],
-                            CFG["verify"]["fp16"], CFG["engine"]["precision"], L)],
+    return {"actions": [run("stages.host.precision_link:run_precision", CFG, L)],
             "file_dep": [L.onnx_model, L.manifest]
             + [t for t in L.golden_targets() if not t.endswith(".jpg")],
             "targets": [L.precision_model, L.precision_report],
@@ -108,7 +105,7 @@ def task_build_engine():
     """Build the TensorRT engine for this device (run it on the device, e.g. the Jetson Nano)."""
     if not DEVICE:
         return {"actions": [run("stages.device.settings:refuse_engine")], "uptodate": [False]}
-    return {"actions": [run("stages.device.engine:run_build", CFG["engine"], L)],
+    return {"actions": [run("stages.device.engine:run_build", CFG, L)],
             "file_dep": [L.onnx_model, L.onnx_sidecar] + _precision_files(),
             "uptodate": [settings_changed("engine settings or device", lambda: device.engine_settings(CFG["engine"], L)),
                          device.engine_present(L)]}
@@ -118,7 +115,7 @@ def task_runtime_check():
     """Compile the CUDA kernels for this GPU and run one inference through the runtime."""
     if not CUDA:
         return {"actions": [run("stages.device.settings:refuse_cuda", "runtime_check")], "uptodate": [False]}
-    return {"actions": [run("stages.device.runtime_check:run_check", L, CFG)],
+    return {"actions": [run("stages.device.runtime_check:run_check", CFG, L)],
             "file_dep": kernel_sources() + [L.onnx_model, L.golden_json],
             "uptodate": [settings_changed("device or engine", lambda: device.check_settings(L, CFG))]}
 
@@ -126,7 +123,7 @@ def task_runtime_check():
 def task_verify():
     """Check the runtime against the golden files: input tensor, logits, end-to-end mask."""
     backend = CFG["verify"]["backend"]
-    return {"actions": [run("stages.device.verify:run_verify", CFG, L, backend)],
+    return {"actions": [run("stages.device.verify:run_verify", CFG, L)],
             "file_dep": L.golden_targets() + [L.onnx_model, L.onnx_sidecar],
             "targets": [L.verify_dir + "/report.json"],
             "uptodate": [settings_changed("backend, thresholds or engine",

@@ -144,7 +144,7 @@ def test_missing_weights(model):
 def test_missing_dir_without_repo_id(tmp_path):
     cfg = {"path": str(tmp_path / "absent"), "repo_id": None, "revision": None, "allow_pickle": False}
     with pytest.raises(CheckoutError) as e:
-        checkout.run_checkout(cfg, str(tmp_path / "manifest.json"))
+        checkout.write_manifest(cfg, str(tmp_path / "manifest.json"))
     assert "does not exist" in str(e.value) and "model.repo_id" in str(e.value)
 
 
@@ -153,7 +153,7 @@ def test_missing_dir_with_repo_id_fails_offline_with_a_sentence(tmp_path, monkey
     cfg = {"path": str(tmp_path / "absent"), "repo_id": "nickmuchi/segformer-b4-finetuned-segments-sidewalk",
            "revision": None, "allow_pickle": False}
     with pytest.raises(CheckoutError) as e:
-        checkout.run_checkout(cfg, str(tmp_path / "manifest.json"))
+        checkout.write_manifest(cfg, str(tmp_path / "manifest.json"))
     assert "Could not download nickmuchi/segformer-b4-finetuned-segments-sidewalk" in str(e.value)
 
 

@@ -244,7 +244,7 @@ def test_run_build_stops_on_the_guard_before_importing_tensorrt(b4, monkeypatch)
                                                          "swap_total": 0, "swap_free": 0})
     monkeypatch.setattr(jetson, "swaps", lambda root: [])
     with pytest.raises(DeviceError) as e:
-        engine.run_build({"workspace_mb": 1024}, b4)
+        engine.run_build({"engine": {"workspace_mb": 1024}}, b4)
     assert "only 1500 MB are free" in str(e.value) and SWAP_CMD in str(e.value)
 
 

@@ -218,7 +218,7 @@ def test_gpu_runtime_through_tensorrt_double(kernels, api, tmp_path, monkeypatch
         "from stages.device.select import open_runtime\nfrom runtime.images import read_image\nfrom runtime.golden import load_case\n"
         "cfg = load(); cfg['artifacts'] = %r; L = Layout(cfg)\n"
         "import shutil; shutil.copytree(%r, L.onnx_dir); shutil.copytree(%r, L.golden_dir)\n"
-        "engine.run_build(cfg['engine'], L)\n"
+        "engine.run_build(cfg, L)\n"
         "from runtime.cuda_ops import Kernels\n"
         "seg = open_runtime(L, 'tensorrt', pre_post='cpu')\n"
         "from runtime.segmenter import Segmenter\nseg = Segmenter(seg.backend, Kernels(%r))\n"

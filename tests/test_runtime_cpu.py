@@ -95,7 +95,7 @@ def test_tensorrt_backend_on_both_apis_through_the_doubles(project, api, expect_
     script = ("import sys; sys.path.insert(0, '.')\n"
               "from stages.common.config import load\nfrom stages.common.layout import Layout\nfrom stages.device import engine\nfrom stages.common import files\n"
               "from stages.device.select import open_runtime\nfrom runtime.images import read_image\n"
-              "from runtime.golden import load_case\nL = Layout(load())\nengine.run_build(load()['engine'], L)\n"
+              "from runtime.golden import load_case\nL = Layout(load())\nengine.run_build(load(), L)\n"
               "seg = open_runtime(L, 'tensorrt')\nrec = files.read_json(L.golden_json)['images'][1]\n"
               "m = seg.segment(read_image(rec['source'])).mask\n"
               "print('RESULT', (m == load_case(rec)[2]).mean(), seg.backend.describe()['api'])\n")

@@ -62,7 +62,9 @@ def build_source(trt, engine_cfg, layout, data, meta):
     return source
 
 
-def run_build(engine_cfg, layout):
+def run_build(cfg, layout):
+    """The engine link (device): model.onnx or model.mixed.onnx -> this device's engine folder."""
+    engine_cfg = cfg["engine"]
     from stages.device.trt_builder import build
     fp = device.fingerprint()
     if not (fp["gpu"] and fp["tensorrt"]):

@@ -44,7 +44,7 @@ def compile_kernels(out_dir, arch):
     files.write_json(record_path, record)
 
 
-def run_check(layout, cfg):
+def run_check(cfg, layout):
     from runtime.cuda_ops import arch
     from runtime.images import read_image
     from stages.common.compare import mask_metrics

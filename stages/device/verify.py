@@ -66,8 +66,10 @@ def picture(image, mask, golden_mask, seg):
     return cv2.imencode(".jpg", strip, [cv2.IMWRITE_JPEG_QUALITY, 88])[1].tobytes()
 
 
-def run_verify(cfg, layout, backend):
+def run_verify(cfg, layout, backend=None):
+    """doit verify: the runtime against the golden files (backend: verify.backend by default)."""
     from runtime.images import read_image
+    backend = backend or cfg["verify"]["backend"]
     from stages.device.select import describe, open_runtime
     seg = open_runtime(layout, backend)
     info = describe(seg)

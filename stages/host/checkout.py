@@ -20,7 +20,12 @@ SUPPORTED_RESAMPLE = {2: "bilinear"}
 MIN_SIDE, MAX_SIDE = 32, 4096  # SegFormer downsamples by 32; 4096 is far beyond any checkpoint
 
 
-def run_checkout(model_cfg, manifest_path):
+def run_checkout(cfg, layout):
+    """The checkout link: model.path validated (fetched first if asked) -> the manifest."""
+    return write_manifest(cfg["model"], layout.manifest)
+
+
+def write_manifest(model_cfg, manifest_path):
     """Validate (fetching first if asked) the checkout and write its manifest."""
     model_dir = model_cfg["path"]
     if not os.path.isdir(model_dir):

@@ -52,7 +52,10 @@ def read_golden_image(path):
     return read_image(path, None)
 
 
-def run_golden(model_dir, layout, alpha, allow_pickle=False):
+def run_golden(cfg, layout):
+    """The golden link: transformers on the CPU -> golden tensors, logits, masks, overlays."""
+    model_dir, alpha = cfg["model"]["path"], cfg["golden"]["overlay_alpha"]
+    allow_pickle = cfg["model"]["allow_pickle"]
     manifest = checkout_manifest(layout.manifest)
     model, processor = load_reference(model_dir, manifest, allow_pickle)
     staged = files.staged_dir(layout.golden_dir)

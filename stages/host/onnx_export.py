@@ -109,7 +109,9 @@ def parity(onnx_path, golden_json, limits, labels):
     return rows
 
 
-def run_onnx(model_dir, onnx_cfg, layout, allow_pickle=False):
+def run_onnx(cfg, layout):
+    """The onnx link: export, check, simplify, gate and parity -> model.onnx and its sidecar."""
+    model_dir, onnx_cfg, allow_pickle = cfg["model"]["path"], cfg["onnx"], cfg["model"]["allow_pickle"]
     manifest = files.read_json(layout.manifest)
     seconds = export_graph(model_dir, manifest, onnx_cfg["opset"], layout.onnx_model + ".export",
                            allow_pickle)

@@ -69,7 +69,10 @@ def _search(model, cases, labels, fp16_limits, margin, ranges, candidates):
     return kept, search
 
 
-def run_precision(precision_cfg, fp16_limits, engine_precision, layout):
+def run_precision(cfg, layout):
+    """The precision link: fp32 islands from the golden data -> model.mixed.onnx, precision.json."""
+    precision_cfg, fp16_limits = cfg["precision"], cfg["verify"]["fp16"]
+    engine_precision = cfg["engine"]["precision"]
     import onnx
     model = onnx.load(layout.onnx_model)
     labels = files.read_json(layout.manifest)["labels"]
