@@ -75,7 +75,8 @@ for name, logits in CASES:
         r = out[name][np.dtype(dt).name] = post(logits, dt, n=200, warmup=20)
         line("%s %s" % (name, np.dtype(dt).name), r)
 for name, logits in CASES[:2]:
-    r = out[name]["per_pixel_early_out_float32"] = post(logits, np.float32, tiles=(), n=100, warmup=10)
+    r = out[name]["per_pixel_early_out_float32"] = post(logits, np.float32, tiles=(), n=100,
+                                                        warmup=10)
     line("%s float32, per-pixel early-out (no tiles)" % name, r)
     r = out[name]["not_queued_float32"] = post(logits, np.float32, n=100, warmup=10, lead=0)
     line("%s float32, not queued (lead=0)" % name, r)
@@ -84,4 +85,5 @@ for name, logits in CASES[:2]:
         r = post(logits, np.float32, tiles=(shape,), n=100, warmup=10)
         sweep["%dx%d" % shape] = r
         line("%s float32, tiles %dx%d" % ((name,) + shape), r)
-json.dump(out, open(os.path.join(os.environ.get("OUT", "/tmp"), "issue16-tiles-bench.json"), "w"), indent=1)
+json.dump(out, open(os.path.join(os.environ.get("OUT", "/tmp"), "issue16-tiles-bench.json"), "w"),
+          indent=1)
