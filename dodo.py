@@ -42,13 +42,15 @@ DOIT_CONFIG = {
 
 
 def _host_only(name):
-    msg = ("'doit %s' runs on the host: it needs torch and transformers (pip install -r requirements.txt); "
-           "on the device, copy the host's artifacts with 'doit bundle' instead." % name)
+    msg = ("'doit %s' runs on the host: it needs torch and transformers (pip install -r "
+           "requirements.txt); on the device, copy the host's artifacts with 'doit bundle' "
+           "instead." % name)
     return {"actions": [run("stages.device.settings:refuse", msg)], "uptodate": [False]}
 
 
 def task_checkout():
-    """Resolve model.path (download only if model.repo_id is set), validate it, write the manifest."""
+    ("""Resolve model.path (download only if model.repo_id is set), validate it, write the """
+     """manifest.""")
     if not HOST:
         return _host_only("checkout")
     from stages.host.checkout import model_files
@@ -64,7 +66,8 @@ def task_golden():
         return _host_only("golden")
     return {"actions": [run("stages.host.golden:run_golden", CFG, L)],
             "file_dep": [L.manifest] + L.images, "targets": L.golden_targets(),
-            "uptodate": [config_changed(slice_of(CFG, "golden")), targets_intact(L.golden_targets())],
+            "uptodate": [config_changed(slice_of(CFG, "golden")),
+                         targets_intact(L.golden_targets())],
             "clean": True}
 
 
@@ -76,7 +79,8 @@ def task_onnx():
             "file_dep": [L.manifest, L.golden_json],
             "targets": [L.onnx_model, L.onnx_sidecar, L.onnx_report],
             "uptodate": [config_changed(slice_of(CFG, "onnx")),
-                         targets_intact([L.onnx_model, L.onnx_sidecar, L.onnx_report])], "clean": True}
+                         targets_intact([L.onnx_model, L.onnx_sidecar, L.onnx_report])],
+            "clean": True}
 
 
 def task_precision():
@@ -89,7 +93,8 @@ def task_precision():
             "file_dep": [L.onnx_model, L.manifest]
             + [t for t in L.golden_targets() if not t.endswith(".jpg")],
             "targets": [L.precision_model, L.precision_report],
-            "uptodate": [config_changed(settings), targets_intact([L.precision_model, L.precision_report])],
+            "uptodate": [config_changed(settings),
+                         targets_intact([L.precision_model, L.precision_report])],
             "clean": True}
 
 
@@ -107,17 +112,20 @@ def task_build_engine():
         return {"actions": [run("stages.device.settings:refuse_engine")], "uptodate": [False]}
     return {"actions": [run("stages.device.engine:run_build", CFG, L)],
             "file_dep": [L.onnx_model, L.onnx_sidecar] + _precision_files(),
-            "uptodate": [settings_changed("engine settings or device", lambda: device.engine_settings(CFG["engine"], L)),
+            "uptodate": [settings_changed("engine settings or device",
+                                          lambda: device.engine_settings(CFG["engine"], L)),
                          device.engine_present(L)]}
 
 
 def task_runtime_check():
     """Compile the CUDA kernels for this GPU and run one inference through the runtime."""
     if not CUDA:
-        return {"actions": [run("stages.device.settings:refuse_cuda", "runtime_check")], "uptodate": [False]}
+        return {"actions": [run("stages.device.settings:refuse_cuda", "runtime_check")],
+                "uptodate": [False]}
     return {"actions": [run("stages.device.runtime_check:run_check", CFG, L)],
             "file_dep": kernel_sources() + [L.onnx_model, L.golden_json],
-            "uptodate": [settings_changed("device or engine", lambda: device.check_settings(L, CFG))]}
+            "uptodate": [settings_changed("device or engine",
+                                          lambda: device.check_settings(L, CFG))]}
 
 
 def task_verify():
@@ -146,7 +154,8 @@ def task_bench():
 
 def task_doctor():
     """Check this machine before the next link: board, versions, memory, power, artifacts."""
-    return {"actions": [run("stages.device.doctor:run_doctor", CFG, L)], "uptodate": [False], "verbosity": 2}
+    return {"actions": [run("stages.device.doctor:run_doctor", CFG, L)], "uptodate": [False],
+            "verbosity": 2}
 
 
 def task_bundle():

@@ -10,8 +10,8 @@ from runtime import reference
 
 def summary(ms):
     a = np.asarray(ms, np.float64)
-    return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)), "mean": float(a.mean()),
-            "n": int(a.size)}
+    return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
+            "mean": float(a.mean()), "n": int(a.size)}
 
 
 def alternate(fns, n, warmup):
@@ -98,4 +98,5 @@ def resized_logits(logits, hw=(128, 128)):
     region boundaries are as few as the real ones, unlike independent random noise)."""
     import cv2
     chw = np.asarray(logits, np.float32).reshape(np.shape(logits)[-3:])
-    return np.stack([cv2.resize(c, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR) for c in chw])[None]
+    return np.stack([cv2.resize(c, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
+                     for c in chw])[None]

@@ -23,14 +23,15 @@ def driver():
     try:
         import pycuda.driver as drv
         try:
-            import pycuda.autoprimaryctx  # noqa: F401  (pycuda >= 2021.1: shares the primary context)
+            # pycuda >= 2021.1: shares the primary context
+            import pycuda.autoprimaryctx  # noqa: F401
         except ImportError:
             import pycuda.autoinit  # noqa: F401
         _DRIVER.append(drv)
         return drv
     except Exception as e:
-        raise DeviceError("CUDA is not usable here (%s): install pycuda and run on a machine with an "
-                          "NVIDIA GPU." % str(e).splitlines()[0][:120])
+        raise DeviceError("CUDA is not usable here (%s): install pycuda and run on a machine with "
+                          "an NVIDIA GPU." % str(e).splitlines()[0][:120])
 
 
 def arch():
@@ -46,8 +47,8 @@ def launch(fn, width, height, args, stream):
     try:
         fn(*args, block=BLOCK, grid=grid, stream=stream)
     except drv.Error as e:
-        raise DeviceError("CUDA kernel %s failed to launch (%s): rebuild the kernels with doit runtime_check." % (
-            getattr(fn, "name", "?"), e))
+        raise DeviceError("CUDA kernel %s failed to launch (%s): rebuild the kernels with doit "
+                          "runtime_check." % (getattr(fn, "name", "?"), e))
 
 
 class Kernels(object):
@@ -59,13 +60,13 @@ class Kernels(object):
         for name in KERNEL_FILES:
             path = os.path.join(cubin_dir, name + ".cubin")
             if not os.path.isfile(path):
-                raise DeviceError("The CUDA kernel %s is not compiled for this GPU: run `doit runtime_check` "
-                                  "once on this device." % path)
+                raise DeviceError("The CUDA kernel %s is not compiled for this GPU: run `doit "
+                                  "runtime_check` once on this device." % path)
             try:
                 self.modules[name] = drv.module_from_file(path)
             except drv.Error as e:
-                raise DeviceError("%s cannot be loaded on this GPU (%s): delete it and run `doit runtime_check`." % (
-                    path, e))
+                raise DeviceError("%s cannot be loaded on this GPU (%s): delete it and run `doit "
+                                  "runtime_check`." % (path, e))
         get = lambda mod, fn: self.modules[mod].get_function(fn)  # noqa: E731
         self.resample_u8 = get("preprocess", "resample_u8")
         self.normalize = {np.dtype(np.float32): get("preprocess", "resample_normalize_f32"),
@@ -87,8 +88,8 @@ def launch_blocks(fn, grid, block, args, stream, shared=0):
         fn(*args, block=(int(block[0]), int(block[1]), 1), grid=(int(grid[0]), int(grid[1]), 1),
            shared=int(shared), stream=stream)
     except drv.Error as e:
-        raise DeviceError("CUDA kernel %s failed to launch (%s): rebuild the kernels with doit runtime_check." % (
-            getattr(fn, "name", "?"), e))
+        raise DeviceError("CUDA kernel %s failed to launch (%s): rebuild the kernels with doit "
+                          "runtime_check." % (getattr(fn, "name", "?"), e))
 
 
 # The tiled early-out (upsample_argmax_tiles): each block writes a tile of w x h mask pixels with
@@ -147,6 +148,8 @@ class Frame(object):
         self.mid = drv.mem_alloc(mid_h * mid_w * 3)
         self.coeffs = {}
         for axis, n_in, n_out in (("h", w, in_w), ("v", h, in_h)):
-            bounds, weights = resample_coeffs(n_in, n_out) if n_in != n_out else identity_coeffs(n_in)
+            bounds, weights = (resample_coeffs(n_in, n_out) if n_in != n_out
+                               else identity_coeffs(n_in))
             self.coeffs[axis] = (drv.to_device(np.ascontiguousarray(bounds)),
-                                 drv.to_device(np.ascontiguousarray(weights)), np.int32(weights.shape[1]))
+                                 drv.to_device(np.ascontiguousarray(weights)),
+                                 np.int32(weights.shape[1]))

@@ -55,7 +55,8 @@ def identity(fp=None):
 
 
 def slug(fp=None):
-    """A folder name for the fingerprint, e.g. nvidia-tegra-x1_sm53_cuda10.2_trt8.2.1.8_l4t32.7.1."""
+    """A folder name for the fingerprint, e.g.
+    nvidia-tegra-x1_sm53_cuda10.2_trt8.2.1.8_l4t32.7.1."""
     fp = fp or fingerprint()
     parts = [re.sub(r"[^a-z0-9]+", "-", (fp["gpu"] or "nogpu").lower()).strip("-"),
              "sm" + (fp["compute_capability"] or "0").replace(".", ""),

@@ -36,8 +36,10 @@ class EngineFolder(object):
         """The checked sidecar (labels, tensors, preprocess, and the `engine` record)."""
         meta = sidecar.load(self.sidecar)
         record = meta.get("engine")
-        if not isinstance(record, dict) or not all(k in record for k in ("sha256", "device", "settings")):
-            raise EngineError("%s has no engine record: rebuild it with `doit build_engine`." % self.sidecar)
+        if not isinstance(record, dict) or not all(
+                k in record for k in ("sha256", "device", "settings")):
+            raise EngineError("%s has no engine record: rebuild it with `doit build_engine`."
+                              % self.sidecar)
         return meta
 
     def recorded_sha256(self):
@@ -59,8 +61,8 @@ class EngineFolder(object):
         with open(self.engine, "rb") as f:
             plan = f.read()
         if files.sha256_bytes(plan) != meta["engine"]["sha256"]:
-            raise ArtifactError("%s does not match the sha256 in %s (damaged or replaced): rebuild it "
-                                "with `doit build_engine`." % (self.engine, self.sidecar))
+            raise ArtifactError("%s does not match the sha256 in %s (damaged or replaced): rebuild "
+                                "it with `doit build_engine`." % (self.engine, self.sidecar))
         return plan
 
     def read_timing_cache(self):
@@ -93,17 +95,20 @@ class EngineFolder(object):
         if not os.path.isfile(self.build_log):
             return None
         with open(self.build_log, "rb") as f:  # TensorRT's messages may not be ASCII (C locale)
-            ends = [l for l in f.read().decode("utf-8", "replace").splitlines() if l.startswith(BUILT_IN)]
+            ends = [l for l in f.read().decode("utf-8", "replace").splitlines()
+                    if l.startswith(BUILT_IN)]
         try:
             return float(ends[-1][len(BUILT_IN):].split()[0]) if ends else None
         except ValueError:
             return None
 
-    def write(self, plan, onnx_meta, settings, device, build_info, seconds, trt_version, cache=None):
+    def write(self, plan, onnx_meta, settings, device, build_info, seconds, trt_version,
+              cache=None):
         """Engine first, then its sidecar (the sidecar's sha256 names the engine it describes)."""
         meta = dict(onnx_meta)
         meta.pop("precision_groups", None)
-        meta["engine"] = {"file": ENGINE, "settings": settings, "device": device, "tensorrt": trt_version,
+        meta["engine"] = {"file": ENGINE, "settings": settings, "device": device,
+                          "tensorrt": trt_version,
                           "sha256": files.sha256_bytes(plan), "build_seconds": round(seconds, 1),
                           "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                           "build": build_info}

@@ -38,7 +38,8 @@ def atomic_path(path, suffix=""):
     """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp" + suffix, dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp" + suffix,
+                               dir=folder)
     os.close(fd)
     try:
         yield tmp
@@ -77,7 +78,8 @@ def remove_stale_temps(folder, older_than):
     before `older_than` (a time.time()): what a killed run left. Returns their paths."""
     gone = []
     for top, dirs, names in os.walk(folder):
-        for name in [d for d in dirs if TEMP_NAME.match(d)] + [n for n in names if TEMP_NAME.match(n)]:
+        for name in [d for d in dirs if TEMP_NAME.match(d)] + [n for n in names
+                                                               if TEMP_NAME.match(n)]:
             path = os.path.join(top, name)
             try:
                 if os.lstat(path).st_mtime >= older_than:

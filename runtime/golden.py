@@ -21,8 +21,8 @@ def _checked_bytes(folder, name, expected):
     with open(path, "rb") as f:
         data = f.read()
     if files.sha256_bytes(data) != expected:
-        raise ArtifactError("%s does not match the sha256 in golden.json (damaged, or from another run): "
-                            "%s." % (path, RERUN))
+        raise ArtifactError("%s does not match the sha256 in golden.json (damaged, or from another "
+                            "run): %s." % (path, RERUN))
     return path, data
 
 
@@ -30,8 +30,8 @@ def _record(record):
     hashes = record.get("sha256") if isinstance(record, dict) else None
     if not (isinstance(hashes, dict) and isinstance(record.get("dir"), str)
             and all(isinstance(hashes.get(n), str) for n in CASE_FILES)):
-        raise ArtifactError("golden.json has a damaged image record (no dir or sha256 for %s): %s." % (
-            ", ".join(CASE_FILES), RERUN))
+        raise ArtifactError("golden.json has a damaged image record (no dir or sha256 for %s): "
+                            "%s." % (", ".join(CASE_FILES), RERUN))
     return record["dir"], hashes
 
 
@@ -59,7 +59,8 @@ def load_case(record):
 def read_index(path):
     """golden.json: its image records, after checking its shape (ArtifactError otherwise)."""
     if not os.path.isfile(path):
-        raise ArtifactError("%s is missing: run `doit golden` on the host (or copy the bundle)." % path)
+        raise ArtifactError("%s is missing: run `doit golden` on the host (or copy the bundle)."
+                            % path)
     index = files.read_json(path)
     images = index.get("images") if isinstance(index, dict) else None
     if not isinstance(images, list) or not images:

@@ -21,15 +21,17 @@ class GpuPipeline(object):
         self.norm = [np.float32(pre["scale"])] + [np.float32(v) for v in pre["mean"]] + \
                     [np.float32(v) for v in pre["std"]]
         self.input_dtype, self.output_dtype = np.dtype(input_dtype), np.dtype(output_dtype)
-        self.input = input_ptr or drv.mem_alloc(3 * self.in_h * self.in_w * self.input_dtype.itemsize)
-        self.output = output_ptr or drv.mem_alloc(self.classes * self.out_h * self.out_w * self.output_dtype.itemsize)
+        self.input = input_ptr or drv.mem_alloc(3 * self.in_h * self.in_w
+                                                * self.input_dtype.itemsize)
+        self.output = output_ptr or drv.mem_alloc(self.classes * self.out_h * self.out_w
+                                                  * self.output_dtype.itemsize)
         palette = np.ascontiguousarray(np.asarray(meta["palette"], np.uint8)[:, ::-1])
         self.palette, self.colors = drv.to_device(palette), np.int32(len(palette))
         self.cells = drv.mem_alloc(self.out_h * self.out_w)  # the per-pixel early-out's cell labels
         self.tiles = tiles  # tile shapes the early-out may use (cuda_ops.choose_tile); () for none
         self.frame = None
-        self.events = dict((n, drv.Event()) for n in ("start", "upload", "preprocess", "infer", "postprocess",
-                                                       "download"))
+        self.events = dict((n, drv.Event()) for n in ("start", "upload", "preprocess", "infer",
+                                                      "postprocess", "download"))
 
     def _frame(self, h, w):
         if self.frame is None or (self.frame.h, self.frame.w) != (h, w):
@@ -56,8 +58,8 @@ class GpuPipeline(object):
                 np.int32(first == "h")], self.stream)
         b, wts, k = f.coeffs[second]
         launch(self.k.normalize[self.input_dtype], self.in_w, self.in_h,
-               [f.mid, np.int32(mid_w), self.input, np.int32(self.in_h), np.int32(self.in_w), b, wts, k,
-                np.int32(second == "h")] + self.norm, self.stream)
+               [f.mid, np.int32(mid_w), self.input, np.int32(self.in_h), np.int32(self.in_w), b,
+                wts, k, np.int32(second == "h")] + self.norm, self.stream)
         self.events["preprocess"].record(self.stream)
 
     def postprocess(self, early=True):
@@ -71,15 +73,17 @@ class GpuPipeline(object):
         if early and f.tile is not None:  # one launch: a block per tile of the mask
             (tw, th), block, grid, shared = f.tile
             launch_blocks(self.k.upsample_argmax_tiles[t], grid, block,
-                          logits + [f.mask, np.int32(f.h), np.int32(f.w), np.int32(tw), np.int32(th)],
+                          logits + [f.mask, np.int32(f.h), np.int32(f.w), np.int32(tw),
+                                    np.int32(th)],
                           self.stream, shared)
         elif early:  # texel windows too large for shared memory: per-cell labels, then per pixel
-            launch(self.k.cell_labels[t], self.out_w, self.out_h, logits + [self.cells], self.stream)
+            launch(self.k.cell_labels[t], self.out_w, self.out_h, logits + [self.cells],
+                   self.stream)
             launch(self.k.upsample_argmax_early[t], f.w, f.h,
                    logits + [self.cells, f.mask, np.int32(f.h), np.int32(f.w)], self.stream)
         else:
-            launch(self.k.upsample_argmax[t], f.w, f.h, logits + [f.mask, np.int32(f.h), np.int32(f.w)],
-                   self.stream)
+            launch(self.k.upsample_argmax[t], f.w, f.h,
+                   logits + [f.mask, np.int32(f.h), np.int32(f.w)], self.stream)
         self.events["postprocess"].record(self.stream)
 
     def download_mask(self):
@@ -101,8 +105,9 @@ class GpuPipeline(object):
         if f.overlay is None:
             f.overlay = self.drv.mem_alloc(f.h * f.w * 3)
             f.host_overlay = self.drv.pagelocked_empty((f.h, f.w, 3), np.uint8)
-        launch(self.k.blend, f.w, f.h, [f.image, f.mask, self.palette, self.colors, np.float32(alpha),
-                                        f.overlay, np.int32(f.h), np.int32(f.w)], self.stream)
+        launch(self.k.blend, f.w, f.h,
+               [f.image, f.mask, self.palette, self.colors, np.float32(alpha),
+                f.overlay, np.int32(f.h), np.int32(f.w)], self.stream)
         self.drv.memcpy_dtoh_async(f.host_overlay, f.overlay, self.stream)
         self.stream.synchronize()
         return f.host_overlay.copy()

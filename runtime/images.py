@@ -29,15 +29,17 @@ def read_image(path, max_megapixels=DEFAULT_MAX_MEGAPIXELS):
         raise
     except (OSError, SyntaxError, ValueError) as e:
         reason = "it is truncated" if "truncated" in str(e) else "it is not a readable image"
-        raise ImageError("Image %s cannot be decoded (%s): replace it or remove it from the input." % (path, reason))
+        raise ImageError("Image %s cannot be decoded (%s): replace it or remove it from the input."
+                         % (path, reason))
 
 
 def _check_size(path, size, max_megapixels):
     w, h = size
     mp = w * h / 1e6
     if max_megapixels is not None and mp > max_megapixels:
-        raise ImageError("Image %s is %dx%d (%.0f MP), over the %.0f MP limit (infer.max_megapixels): "
-                         "downscale it first or raise the limit." % (path, w, h, mp, max_megapixels))
+        raise ImageError("Image %s is %dx%d (%.0f MP), over the %.0f MP limit "
+                         "(infer.max_megapixels): downscale it first or raise the limit." % (
+                             path, w, h, mp, max_megapixels))
 
 
 def to_bgr8(img):

@@ -53,7 +53,8 @@ def draw_legend(image_bgr, mask, labels, palette, max_rows=12):
         color = tuple(int(c) for c in palette[cls][::-1])
         cv2.rectangle(image_bgr, (8, y + 2), (8 + row - 6, y + row - 4), color, -1)
         share = 100.0 * count / mask.size
-        text = "%s %s" % (labels[cls] if cls < len(labels) else cls, "%.0f%%" % share if share >= 1 else "<1%")
+        text = "%s %s" % (labels[cls] if cls < len(labels) else cls,
+                          "%.0f%%" % share if share >= 1 else "<1%")
         cv2.putText(image_bgr, text, (8 + row, y + row - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale,
                     (255, 255, 255), 1, cv2.LINE_AA)
     return image_bgr

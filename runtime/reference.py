@@ -164,7 +164,8 @@ def texel_stats(chw):
 
 
 def corners(a, nx, ny):
-    """The four corners of each cell (y0, x0) of a per-texel array: (y0,x0) (y0,x1) (y1,x0) (y1,x1)."""
+    """The four corners of each cell (y0, x0) of a per-texel array: (y0,x0) (y0,x1) (y1,x0)
+    (y1,x1)."""
     return a[..., :, :], a[..., :, nx], a[..., ny, :], a[..., ny, :][..., nx]
 
 
@@ -214,7 +215,8 @@ def upsample_argmax(logits, out_h, out_w):
         need = can.sum(axis=1)
         starts = [np.cumsum(n) - n for n in counts]
         cells = (starts[0][r], counts[0][r], starts[1][c], counts[1][c])
-        cell, Y, X = tiles(cells, *[int(max(1, n[1:-1].max() if len(n) > 2 else n.max())) for n in counts])
+        cell, Y, X = tiles(cells,
+                           *[int(max(1, n[1:-1].max() if len(n) > 2 else n.max())) for n in counts])
         work = Workspace(BUDGET)
         for k in np.unique(need):
             t = np.nonzero(need[cell] == k)[0]
@@ -231,7 +233,8 @@ class Workspace(object):
 
     def __init__(self, size):
         self.f = [np.empty(size, np.float32) for _ in range(3)]
-        self.better, self.label, self.index = np.empty(size, bool), np.empty(size, np.uint8), np.empty(size, np.intp)
+        self.better, self.label, self.index = (np.empty(size, bool), np.empty(size, np.uint8),
+                                               np.empty(size, np.intp))
 
     def get(self, name, shape, i=0):
         buf, n = getattr(self, name) if name != "f" else self.f[i], int(np.prod(shape))
@@ -268,7 +271,8 @@ def _fill_tiles(mask, cls, corner, pixels, coords, work):
     np.add(v, tmp, out=v)
     better, label = work.get("better", shape[1:]), work.get("label", shape[1:])
     best.fill(-np.inf)
-    label[...] = cls[0].astype(np.uint8)  # all NaN: the first candidate, class 0 (all are candidates)
+    # all NaN: the first candidate, class 0 (all are candidates)
+    label[...] = cls[0].astype(np.uint8)
     for j in range(len(cls)):
         np.greater(v[j], best, out=better)
         np.copyto(best, v[j], where=better)

@@ -1,6 +1,6 @@
-"""The runtime's public API: Segmenter(model folder or .onnx).segment(image_bgr) -> SegmentationResult,
-and overlay(image, mask, alpha). Pre/post-processing runs on the GPU kernels when they are
-compiled for this GPU (pre_post="gpu"/"auto"), else on the CPU reference ops."""
+"""The runtime's public API: Segmenter(model folder or .onnx).segment(image_bgr) ->
+SegmentationResult, and overlay(image, mask, alpha). Pre/post-processing runs on the GPU kernels
+when they are compiled for this GPU (pre_post="gpu"/"auto"), else on the CPU reference ops."""
 import os
 import time
 
@@ -18,7 +18,8 @@ class SegmentationResult(object):
 
 def overlay(image_bgr, mask, alpha, labels, palette):
     """Colourized mask blended over the image, with a legend of the classes present."""
-    return pal.draw_legend(reference.blend(image_bgr, mask, pal.bgr_table(palette), alpha), mask, labels, palette)
+    return pal.draw_legend(reference.blend(image_bgr, mask, pal.bgr_table(palette), alpha), mask,
+                           labels, palette)
 
 
 def backend_for_path(model, backend="auto"):
@@ -28,8 +29,8 @@ def backend_for_path(model, backend="auto"):
     if model.endswith(".onnx"):
         return open_backend(backend, None, model)
     if not os.path.isdir(model):
-        raise EngineError("%s is neither an engine folder nor an .onnx file: pass artifacts/engine/<device> "
-                          "or artifacts/onnx/model.onnx." % model)
+        raise EngineError("%s is neither an engine folder nor an .onnx file: pass "
+                          "artifacts/engine/<device> or artifacts/onnx/model.onnx." % model)
     return open_backend(backend, EngineFolder(model), None)
 
 
@@ -45,7 +46,8 @@ class Segmenter(object):
             from runtime.gpu_pipeline import GpuPipeline
             b = backend
             self.gpu = GpuPipeline(kernels, self.meta, stream=getattr(b, "stream", None),
-                                   input_ptr=getattr(b, "input", None), output_ptr=getattr(b, "output", None),
+                                   input_ptr=getattr(b, "input", None),
+                                   output_ptr=getattr(b, "output", None),
                                    input_dtype=getattr(b, "input_dtype", np.float32),
                                    output_dtype=getattr(b, "output_dtype", np.float32))
 
@@ -74,8 +76,8 @@ class Segmenter(object):
             self.gpu.preprocess()
             return self.gpu.download_input().astype(np.float32)
         pre = self.meta["preprocess"]
-        return reference.preprocess(image_bgr, self.in_h, self.in_w, pre["mean"], pre["std"], pre["scale"],
-                                    pre["pass_order"])
+        return reference.preprocess(image_bgr, self.in_h, self.in_w, pre["mean"], pre["std"],
+                                    pre["scale"], pre["pass_order"])
 
     def segment(self, image_bgr, overlay_alpha=None):
         """Mask (HxW uint8 at the original size), timings, optional logits and overlay."""
@@ -89,7 +91,8 @@ class Segmenter(object):
         mask = reference.upsample_argmax(logits, image_bgr.shape[0], image_bgr.shape[1])
         t.append(time.perf_counter())
         ms = [1000.0 * (b - a) for a, b in zip(t, t[1:])]
-        result = SegmentationResult(mask, {"preprocess": ms[0], "infer": ms[1], "postprocess": ms[2]},
+        result = SegmentationResult(mask,
+                                    {"preprocess": ms[0], "infer": ms[1], "postprocess": ms[2]},
                                     logits if self.keep_logits else None)
         if overlay_alpha is not None:
             result.overlay = overlay(image_bgr, mask, overlay_alpha, self.labels, self.palette)
@@ -115,7 +118,8 @@ class Segmenter(object):
         if self.keep_logits:
             result.logits = self._download_logits()
         if overlay_alpha is not None:
-            result.overlay = pal.draw_legend(gpu.overlay(overlay_alpha), mask, self.labels, self.palette)
+            result.overlay = pal.draw_legend(gpu.overlay(overlay_alpha), mask, self.labels,
+                                             self.palette)
         return result
 
     def _download_logits(self):

@@ -18,7 +18,8 @@ def model_sidecar(manifest, pass_order, output_shape, onnx_sha256, palette):
             "output": {"name": OUTPUT_NAME, "shape": list(output_shape), "dtype": "float32"},
             "preprocess": {"mean": manifest["mean"], "std": manifest["std"],
                            "scale": manifest["rescale_factor"], "channel_order": "RGB",
-                           "resize": "Pillow antialiased bilinear on uint8", "pass_order": pass_order},
+                           "resize": "Pillow antialiased bilinear on uint8",
+                           "pass_order": pass_order},
             "onnx_sha256": onnx_sha256}
 
 
@@ -27,13 +28,14 @@ def load(path):
     if os.path.isdir(path):
         path = os.path.join(path, SIDECAR)
     if not os.path.isfile(path):
-        raise EngineError("%s is missing: the model folder needs its model.json sidecar; rebuild it "
-                          "with doit onnx (host) or doit build_engine (device)." % path)
+        raise EngineError("%s is missing: the model folder needs its model.json sidecar; rebuild "
+                          "it with doit onnx (host) or doit build_engine (device)." % path)
     try:
         with open(path) as f:
             meta = json.load(f)
     except ValueError:
-        raise EngineError("%s is not valid JSON: rebuild it with doit onnx or doit build_engine." % path)
+        raise EngineError("%s is not valid JSON: rebuild it with doit onnx or doit build_engine."
+                          % path)
     missing = [k for k in REQUIRED if k not in meta]
     if meta.get("format") != FORMAT or missing:
         raise EngineError("%s is not a %s sidecar (missing %s): rebuild it with doit onnx or doit "

@@ -136,10 +136,11 @@ def compare_modes(make_frames, segment, write, digest, n=None, side=None):
             digests.append(hashlib.sha256(digest(result)).hexdigest())
 
         t0 = time.perf_counter()
-        count = run_stream(make_frames(), segment, record, pipelined=mode == "pipelined", n=n, side=side)
+        count = run_stream(make_frames(), segment, record, pipelined=mode == "pipelined", n=n,
+                           side=side)
         seconds = time.perf_counter() - t0
-        report[mode] = {"frames": count, "seconds": seconds, "fps": count / seconds if seconds else 0.0,
-                        "digests": digests}
+        report[mode] = {"frames": count, "seconds": seconds,
+                        "fps": count / seconds if seconds else 0.0, "digests": digests}
     seq, pipe = report["sequential"], report["pipelined"]
     report["speedup"] = pipe["fps"] / seq["fps"] if seq["fps"] else 0.0
     report["identical"] = seq["digests"] == pipe["digests"] and seq["frames"] > 0

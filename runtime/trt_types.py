@@ -20,11 +20,13 @@ def member_name(dtype):
 
 
 def to_numpy(dtype, where="the engine"):
-    """np.dtype for a TensorRT DataType; one sentence for types numpy cannot hold (FP8, BF16, INT4...)."""
+    """np.dtype for a TensorRT DataType; one sentence for types numpy cannot hold (FP8, BF16,
+    INT4...)."""
     name = member_name(dtype)
     if name not in _NUMPY:
-        raise EngineError("%s has a tensor of TensorRT type %s, which has no numpy equivalent: rebuild the "
-                          "engine with fp32 inputs and outputs (doit build_engine)." % (where, name))
+        raise EngineError("%s has a tensor of TensorRT type %s, which has no numpy equivalent: "
+                          "rebuild the engine with fp32 inputs and outputs (doit build_engine)." % (
+                              where, name))
     return np.dtype(_NUMPY[name])
 
 

@@ -20,7 +20,8 @@ def _has_gpu():
     try:
         import pycuda.driver as drv
         drv.init()
-        return drv.Device.count() > 0 and not getattr(sys.modules.get("pycuda"), "__double__", False)
+        return drv.Device.count() > 0 and not getattr(sys.modules.get("pycuda"), "__double__",
+                                                      False)
     except Exception:
         return False
 
@@ -29,22 +30,24 @@ def pytest_collection_modifyitems(config, items):
     gpu = _has_gpu()
     for item in items:
         if "gpu" in item.keywords and not gpu:
-            item.add_marker(pytest.mark.skip(reason="no CUDA GPU with pycuda here (run on the GPU test machine)"))
+            item.add_marker(pytest.mark.skip(reason="no CUDA GPU with pycuda here (run on the GPU "
+                                                    "test machine)"))
         if "host" in item.keywords and not HAS_HOST:
             item.add_marker(pytest.mark.skip(reason="needs torch and transformers"))
 
 
 def copy_project(dest, with_artifacts=True):
     """A copy of the project (code, model, examples, and the built artifacts) to run doit in."""
-    ignore = shutil.ignore_patterns(".git", ".venv*", "__pycache__", ".devwheels", "*.pyc", "bundle", "infer",
-                                    "verify", "bench", "engine")
+    ignore = shutil.ignore_patterns(".git", ".venv*", "__pycache__", ".devwheels", "*.pyc",
+                                    "bundle", "infer", "verify", "bench", "engine")
     for name in ("dodo.py", "pipeline.yaml", "requirements-device.txt"):
         if os.path.exists(os.path.join(ROOT, name)):
             shutil.copy2(os.path.join(ROOT, name), dest)
     for name in ("stages", "runtime", "models", "examples"):
         shutil.copytree(os.path.join(ROOT, name), os.path.join(dest, name), ignore=ignore)
     if with_artifacts and os.path.isdir(os.path.join(ROOT, "artifacts")):
-        shutil.copytree(os.path.join(ROOT, "artifacts"), os.path.join(dest, "artifacts"), ignore=ignore)
+        shutil.copytree(os.path.join(ROOT, "artifacts"), os.path.join(dest, "artifacts"),
+                        ignore=ignore)
         if os.path.exists(os.path.join(ROOT, ".doit.json")):
             shutil.copy2(os.path.join(ROOT, ".doit.json"), dest)
     return dest
@@ -55,7 +58,8 @@ def doit(cwd, *args, env=None, doubles=(), timeout=600):
     e = dict(os.environ)
     e.update(env or {})
     e["PYTHONPATH"] = os.pathsep.join(list(doubles) + [e.get("PYTHONPATH", "")]).strip(os.pathsep)
-    proc = subprocess.run([sys.executable, "-m", "doit"] + list(args), cwd=cwd, env=e, stdout=subprocess.PIPE,
+    proc = subprocess.run([sys.executable, "-m", "doit"] + list(args), cwd=cwd, env=e,
+                          stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=timeout)
     return proc.returncode, proc.stdout
 
@@ -110,7 +114,8 @@ def rewrite_onnx_with_layernorm(project):
     x = helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [1, 3, 256, 256])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 256, 256])
     scale = helper.make_tensor("s", TensorProto.FLOAT, [256], [1.0] * 256)
-    node = helper.make_node("LayerNormalization", ["pixel_values", "s"], ["logits"], axis=-1, name="ln_0")
+    node = helper.make_node("LayerNormalization", ["pixel_values", "s"], ["logits"], axis=-1,
+                            name="ln_0")
     model = helper.make_model(helper.make_graph([node], "g", [x], [y], [scale]),
                               opset_imports=[helper.make_opsetid("", 17)])
     data = model.SerializeToString()

@@ -29,7 +29,8 @@ def snapshot(project):
             if n.startswith(".doit.json"):
                 continue
             with open(os.path.join(folder, n), "rb") as f:
-                out[os.path.relpath(os.path.join(folder, n), project)] = hashlib.sha256(f.read()).hexdigest()
+                out[os.path.relpath(os.path.join(folder, n), project)] = hashlib.sha256(
+                    f.read()).hexdigest()
     return out
 
 
@@ -44,7 +45,8 @@ def assert_intact(project, before):
 
 def test_model_dir_missing(project):
     before = snapshot(project)
-    edit_yaml(os.path.join(project, "pipeline.yaml"), "path: models/segformer-tiny-sidewalk", "path: models/nowhere")
+    edit_yaml(os.path.join(project, "pipeline.yaml"), "path: models/segformer-tiny-sidewalk",
+              "path: models/nowhere")
     code, out = doit(project)
     assert_one_sentence_error(code, out, "model.path models/nowhere does not exist", "git clone")
     assert_intact(project, before)
@@ -67,7 +69,8 @@ def test_damaged_checkout(project, damage, needle):
         with open(weights, "r+b") as f:
             f.truncate(os.path.getsize(weights) // 3)
     elif damage == "bert":
-        edit_yaml(os.path.join(d, "config.json"), '"model_type": "segformer"', '"model_type": "bert"')
+        edit_yaml(os.path.join(d, "config.json"), '"model_type": "segformer"',
+                  '"model_type": "bert"')
     else:
         os.remove(os.path.join(d, "preprocessor_config.json"))
     code, out = doit(project)
@@ -117,8 +120,10 @@ def test_16bit_grey_and_rgba_pngs_are_converted(project, tmp_path):
     folder = tmp_path / "odd"
     folder.mkdir()
     Image.fromarray((rng.rand(60, 80) * 65535).astype(np.uint16)).save(str(folder / "deep16.png"))
-    Image.fromarray(rng.randint(0, 256, (60, 80)).astype(np.uint8), "L").save(str(folder / "grey.png"))
-    Image.fromarray(rng.randint(0, 256, (60, 80, 4)).astype(np.uint8), "RGBA").save(str(folder / "alpha.png"))
+    Image.fromarray(rng.randint(0, 256, (60, 80)).astype(np.uint8), "L").save(
+        str(folder / "grey.png"))
+    Image.fromarray(rng.randint(0, 256, (60, 80, 4)).astype(np.uint8), "RGBA").save(
+        str(folder / "alpha.png"))
     with Image.open(str(folder / "deep16.png")) as im:
         assert im.mode.startswith("I")
     code, out = doit(project, "infer", "image=" + str(folder), "out=" + str(tmp_path / "out"))
@@ -130,8 +135,10 @@ def test_16bit_grey_and_rgba_pngs_are_converted(project, tmp_path):
 
 @pytest.mark.parametrize("old,new,needle", [
     ("  simplify: true", "  simplfy: true", "Unknown key 'onnx.simplfy' in pipeline.yaml"),
-    ("  workspace_mb: 1024", "  workspace_mb: lots", "Key 'engine.workspace_mb' in pipeline.yaml must be an integer"),
-    ("  image: examples/street_1920x1080.jpg", "  image: examples/missing.jpg", "Key 'bench.image' in pipeline.yaml names"),
+    ("  workspace_mb: 1024", "  workspace_mb: lots", "Key 'engine.workspace_mb' in pipeline.yaml "
+                                                     "must be an integer"),
+    ("  image: examples/street_1920x1080.jpg", "  image: examples/missing.jpg",
+     "Key 'bench.image' in pipeline.yaml names"),
 ])
 def test_bad_pipeline_yaml(project, old, new, needle):
     edit_yaml(os.path.join(project, "pipeline.yaml"), old, new)
@@ -153,8 +160,10 @@ def engine_folder(project, version):
 
 def test_engine_built_for_another_tensorrt(project):
     assert doit(project, "build_engine", env={"TRT_DOUBLE_API": "8.2"}, doubles=DOUBLES)[0] == 0
-    shutil.move(engine_folder(project, "8.2.1.8"), engine_folder(project, "10.0.0.6"))  # copied by hand
-    code, out = doit(project, "-s", "verify", "backend=tensorrt", env={"TRT_DOUBLE_API": "10"}, doubles=DOUBLES)
+    # copied by hand
+    shutil.move(engine_folder(project, "8.2.1.8"), engine_folder(project, "10.0.0.6"))
+    code, out = doit(project, "-s", "verify", "backend=tensorrt", env={"TRT_DOUBLE_API": "10"},
+                     doubles=DOUBLES)
     assert_one_sentence_error(code, out, "TensorRT 8.2.1.8", "TensorRT 10.0.0.6", "rebuild it here")
 
 
@@ -162,8 +171,10 @@ def test_corrupt_engine_file(project):
     assert doit(project, "build_engine", env={"TRT_DOUBLE_API": "10"}, doubles=DOUBLES)[0] == 0
     with open(os.path.join(engine_folder(project, "10.0.0.6"), "model.engine"), "wb") as f:
         f.write(b"\x00garbage" * 100)
-    code, out = doit(project, "-s", "verify", "backend=tensorrt", env={"TRT_DOUBLE_API": "10"}, doubles=DOUBLES)
-    assert_one_sentence_error(code, out, "model.engine does not match the sha256", "doit build_engine")
+    code, out = doit(project, "-s", "verify", "backend=tensorrt", env={"TRT_DOUBLE_API": "10"},
+                     doubles=DOUBLES)
+    assert_one_sentence_error(code, out, "model.engine does not match the sha256",
+                              "doit build_engine")
 
 
 def test_corrupt_engine_that_its_sidecar_vouches_for(project):
@@ -178,14 +189,16 @@ def test_corrupt_engine_that_its_sidecar_vouches_for(project):
     meta["engine"]["sha256"] = hashlib.sha256(garbage).hexdigest()
     with open(os.path.join(folder, "model.json"), "w") as f:
         json.dump(meta, f)
-    code, out = doit(project, "-s", "verify", "backend=tensorrt", env={"TRT_DOUBLE_API": "10"}, doubles=DOUBLES)
+    code, out = doit(project, "-s", "verify", "backend=tensorrt", env={"TRT_DOUBLE_API": "10"},
+                     doubles=DOUBLES)
     assert_one_sentence_error(code, out, "could not be deserialized", "doit build_engine")
 
 
 def test_nvcc_missing_on_the_device(project):
     env = {"PATH": "/usr/bin:/bin", "CUDA_HOME": "/nonexistent"}
     code, out = doit(project, "-s", "runtime_check", env=env, doubles=DOUBLES)
-    assert_one_sentence_error(code, out, "nvcc is not on PATH", "export PATH=/usr/local/cuda/bin:$PATH")
+    assert_one_sentence_error(code, out, "nvcc is not on PATH",
+                              "export PATH=/usr/local/cuda/bin:$PATH")
 
 
 def test_no_cuda_device(project):
@@ -216,6 +229,12 @@ def interrupt_when(proc, happened, timeout=900):
     return "".join(lines)
 
 
+def default_sigint():
+    """In the child: Ctrl-C's default action, even when the tests run in a background job of a
+    shell (which ignores SIGINT, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def onnx_export_in_progress(project):
     """True from the moment the export's temp file exists until model.onnx is replaced: one of
     its temp, .export or .candidate files is always there in that window."""
@@ -236,7 +255,8 @@ def test_ctrl_c_during_onnx_export_keeps_artifacts_and_reruns_it(project):
     edit_yaml(os.path.join(project, "pipeline.yaml"), "opset: 13 ", "opset: 12 ")
     env = dict(os.environ, PYTHONUNBUFFERED="1")  # doit's ".  onnx" line arrives as it is printed
     proc = subprocess.Popen([sys.executable, "-m", "doit"], cwd=project, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True, preexec_fn=default_sigint)
     out = interrupt_when(proc, onnx_export_in_progress(project))
     assert proc.returncode != 0, out
     assert_intact(project, before)

@@ -38,7 +38,8 @@ def expect(model, needle, allow_pickle=False):
 
 def test_default_model_validates_with_the_sidewalk_labels(model):
     m = checkout.validate(model, False)
-    assert m["num_labels"] == 35 and m["labels"][1] == "flat-road" and m["labels"][34] == "void-unclear"
+    assert (m["num_labels"] == 35 and m["labels"][1] == "flat-road"
+            and m["labels"][34] == "void-unclear")
     assert m["input"] == {"height": 256, "width": 256} and m["resample"] == "bilinear"
     assert m["mean"] == [0.485, 0.456, 0.406] and m["weights"]["format"] == "safetensors"
 
@@ -65,7 +66,8 @@ def test_not_a_segformer(model):
 
 
 def test_segformer_but_not_semantic_segmentation(model):
-    rewrite_json(os.path.join(model, "config.json"), architectures=["SegformerForImageClassification"])
+    rewrite_json(os.path.join(model, "config.json"),
+                 architectures=["SegformerForImageClassification"])
     expect(model, "not for semantic segmentation")
 
 
@@ -142,7 +144,8 @@ def test_missing_weights(model):
 
 
 def test_missing_dir_without_repo_id(tmp_path):
-    cfg = {"path": str(tmp_path / "absent"), "repo_id": None, "revision": None, "allow_pickle": False}
+    cfg = {"path": str(tmp_path / "absent"), "repo_id": None, "revision": None,
+           "allow_pickle": False}
     with pytest.raises(CheckoutError) as e:
         checkout.write_manifest(cfg, str(tmp_path / "manifest.json"))
     assert "does not exist" in str(e.value) and "model.repo_id" in str(e.value)
@@ -150,7 +153,8 @@ def test_missing_dir_without_repo_id(tmp_path):
 
 def test_missing_dir_with_repo_id_fails_offline_with_a_sentence(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    cfg = {"path": str(tmp_path / "absent"), "repo_id": "nickmuchi/segformer-b4-finetuned-segments-sidewalk",
+    cfg = {"path": str(tmp_path / "absent"),
+           "repo_id": "nickmuchi/segformer-b4-finetuned-segments-sidewalk",
            "revision": None, "allow_pickle": False}
     with pytest.raises(CheckoutError) as e:
         checkout.write_manifest(cfg, str(tmp_path / "manifest.json"))

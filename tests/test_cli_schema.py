@@ -34,7 +34,8 @@ def test_bad_command_line_values_are_refused_by_the_schema(variables, needles):
 def test_command_line_values_override_their_keys():
     cfg = config.load("pipeline.yaml", {"backend": "onnxruntime", "n": "7", "alpha": "0.25",
                                         "sequential": "1", "image": "examples", "cpu": "0"})
-    assert cfg["verify"]["backend"] == cfg["infer"]["backend"] == cfg["bench"]["backend"] == "onnxruntime"
+    assert (cfg["verify"]["backend"] == cfg["infer"]["backend"] == cfg["bench"]["backend"]
+            == "onnxruntime")
     assert cfg["infer"]["n"] == 7 and cfg["bench"]["iterations"] == 7
     assert cfg["infer"]["alpha"] == 0.25 and cfg["infer"]["sequential"] is True
     assert cfg["bench"]["cpu"] is False and cfg["infer"]["image"] == "examples"
@@ -61,7 +62,8 @@ def test_non_finite_limits_are_refused_in_the_pipeline_file(text, key):
 
 def test_relative_command_line_paths_resolve_against_the_project_root(tmp_path):
     cfg = config.load("pipeline.yaml", {"image": "examples/odd_641x479.jpg", "out": "artifacts/x"})
-    assert cfg["infer"]["image"] == "examples/odd_641x479.jpg" and cfg["infer"]["out"] == "artifacts/x"
+    assert (cfg["infer"]["image"] == "examples/odd_641x479.jpg"
+            and cfg["infer"]["out"] == "artifacts/x")
     outside = str(tmp_path / "results")
     assert config.load("pipeline.yaml", {"out": outside})["infer"]["out"] == outside
 
@@ -74,10 +76,13 @@ def test_bad_variables_through_the_real_cli(args):
 
 def test_doitcompat_reads_variables_and_digests_like_doit():
     from doit.tools import config_changed
-    assert doitcompat.cmdline_vars(["infer", "image=a.jpg", "-v", "n=3"]) == {"image": "a.jpg", "n": "3"}
+    assert doitcompat.cmdline_vars(["infer", "image=a.jpg", "-v", "n=3"]) == {
+        "image": "a.jpg", "n": "3"}
     settings = {"b": [1, 2], "a": {"x": 0.5}}
-    assert doitcompat.config_digest(config_changed(settings)) == doitcompat.fallback_digest(settings)
-    assert doitcompat.fallback_digest(settings) != doitcompat.fallback_digest({"b": [2, 1], "a": {"x": 0.5}})
+    assert (doitcompat.config_digest(config_changed(settings))
+            == doitcompat.fallback_digest(settings))
+    assert doitcompat.fallback_digest(settings) != doitcompat.fallback_digest(
+        {"b": [2, 1], "a": {"x": 0.5}})
 
 
 def test_two_pipeline_files_keep_their_own_doit_state(project):

@@ -41,13 +41,16 @@ def test_build_load_bind_run_on_every_generation(project, api):
     strong = api in ("10", "11")
     assert b["precision"]["typing"] == ("strong" if strong else "weak")
     assert b["onnx"] == ("model.mixed.onnx" if strong else "model.onnx")
-    assert b["workspace_api"] == ("max_workspace_size" if api in ("8.0", "8.2") else "set_memory_pool_limit(WORKSPACE)")
+    assert b["workspace_api"] == ("max_workspace_size" if api in ("8.0", "8.2")
+                                  else "set_memory_pool_limit(WORKSPACE)")
     assert b["inspector"]["available"] == (api != "8.0")
     if api != "8.0":
-        assert sum(b["inspector"]["layers_per_precision"].values()) == b["inspector"]["layers"] > 100
+        assert (sum(b["inspector"]["layers_per_precision"].values())
+                == b["inspector"]["layers"] > 100)
     with open(os.path.join(folder, "build.log")) as f:
         assert "inspector: " in f.read()
-    code, out = doit(project, "verify", "backend=tensorrt", env={"TRT_DOUBLE_API": api}, doubles=DOUBLES)
+    code, out = doit(project, "verify", "backend=tensorrt", env={"TRT_DOUBLE_API": api},
+                     doubles=DOUBLES)
     assert code == 0, out
 
 
@@ -59,7 +62,8 @@ def build_alone(project, api="8.2", **env):
 
 
 def write_islands(project, nodes):
-    """A small hand-made precision.json naming `nodes` (ONNX node names of model.onnx) as islands."""
+    """A small hand-made precision.json naming `nodes` (ONNX node names of model.onnx) as
+    islands."""
     import onnx
     from runtime import files
     onnx_dir = os.path.join(project, "artifacts", "onnx")
@@ -76,7 +80,8 @@ def softmax_and_layernorm_nodes(project):
     import onnx
     model = onnx.load(os.path.join(project, "artifacts", "onnx", "model.onnx"))
     soft = [n.name for n in model.graph.node if n.op_type == "Softmax"]
-    norm = [n.name for n in model.graph.node if "layer_norm" in n.name and n.op_type in ("Pow", "ReduceMean")]
+    norm = [n.name for n in model.graph.node if "layer_norm" in n.name
+            and n.op_type in ("Pow", "ReduceMean")]
     return soft, norm
 
 
@@ -93,19 +98,23 @@ def test_pins_are_the_islands_with_their_parser_helpers(project):
     # each Softmax: its SoftMax layer (unnamed output) and the Shuffle carrying the ONNX name;
     # each Pow: its Constant exponent helper (and a broadcast Shuffle)
     assert sum(1 for n in p["pinned_layers"] if n.endswith("[Softmax]")) == len(soft)
-    assert set(soft) <= set(p["pinned_layers"]) and any(n.endswith("[Constant]") for n in p["pinned_layers"])
+    assert set(soft) <= set(p["pinned_layers"]) and any(n.endswith("[Constant]")
+                                                        for n in p["pinned_layers"])
     with open(os.path.join(engine_dir(project), "model.engine"), "rb") as f:
         layers = json.loads(f.read().split(b"\n")[1].decode())["layers"]
     softmax = [l for l in layers if "[Softmax]" in l["Name"]]
-    assert len(softmax) == len(soft) and all("FP32" in l["Outputs"][0]["Format/Datatype"] for l in softmax)
-    assert "fp32 pinned: %d layers for %d islands" % (len(p["pinned_layers"]), len(soft + norm)) in out
+    assert len(softmax) == len(soft) and all("FP32" in l["Outputs"][0]["Format/Datatype"]
+                                             for l in softmax)
+    assert ("fp32 pinned: %d layers for %d islands" % (
+        len(p["pinned_layers"]), len(soft + norm)) in out)
 
 
 def test_a_pinned_layer_run_in_fp16_fails_the_build_naming_it(project):
     soft, _ = softmax_and_layernorm_nodes(project)
     write_islands(project, soft)
     code, out = build_alone(project, TRT_DOUBLE_IGNORE_PIN=soft[0])
-    assert_one_sentence_error(code, out, "ran layers pinned to fp32 in fp16", soft[0], "engine.precision: fp32")
+    assert_one_sentence_error(code, out, "ran layers pinned to fp32 in fp16", soft[0],
+                              "engine.precision: fp32")
     assert not os.path.exists(os.path.join(engine_dir(project), "model.engine"))
 
 
@@ -115,14 +124,17 @@ def test_rebuild_only_when_needed(project):
     edit_yaml(os.path.join(project, "pipeline.yaml"), "precision: fp16", "precision: fp32")
     out = build(project)[1]
     assert executed(out) == ["build_engine"] and "fp32 engine" in out
-    code, out = doit(project, "info", "build_engine", env={"TRT_DOUBLE_API": "8.2"}, doubles=DOUBLES)
+    code, out = doit(project, "info", "build_engine", env={"TRT_DOUBLE_API": "8.2"},
+                     doubles=DOUBLES)
     assert "engine settings or device changed" not in out  # up to date now
     edit_yaml(os.path.join(project, "pipeline.yaml"), "precision: fp32", "precision: fp16")
-    code, out = doit(project, "info", "build_engine", env={"TRT_DOUBLE_API": "8.2"}, doubles=DOUBLES)
+    code, out = doit(project, "info", "build_engine", env={"TRT_DOUBLE_API": "8.2"},
+                     doubles=DOUBLES)
     assert "engine settings or device changed" in out and '"precision": "fp16"' in out
     assert executed(build(project, "10")[1]) == ["build_engine"]  # TensorRT upgrade
     out = build(project, "10", PYCUDA_DOUBLE_GPU="Orin;8.7")[1]  # another GPU
-    assert executed(out) == ["build_engine"] and os.path.isdir(engine_dir(project, "10", "orin_sm87"))
+    assert executed(out) == ["build_engine"] and os.path.isdir(
+        engine_dir(project, "10", "orin_sm87"))
 
 
 def test_timing_cache_is_reused(project):
@@ -141,7 +153,8 @@ def built_engine_bytes(project, new_workspace_mb):
     path = os.path.join(engine_dir(project), "model.engine")
     with open(path, "rb") as f:
         before = f.read()
-    edit_yaml(os.path.join(project, "pipeline.yaml"), "workspace_mb: 1024", "workspace_mb: %d" % new_workspace_mb)
+    edit_yaml(os.path.join(project, "pipeline.yaml"), "workspace_mb: 1024",
+              "workspace_mb: %d" % new_workspace_mb)
     return path, before
 
 
@@ -164,7 +177,8 @@ def test_parser_errors_list_each_node(project):
     rewrite_onnx_with_layernorm(project)
     edit_yaml(os.path.join(project, "pipeline.yaml"), "precision: fp16", "precision: fp32")
     code, out = doit(project, "-s", "build_engine", env={"TRT_DOUBLE_API": "8.2"}, doubles=DOUBLES)
-    assert_one_sentence_error(code, out, "cannot parse model.onnx", "No importer registered for op: LayerNormalization")
+    assert_one_sentence_error(code, out, "cannot parse model.onnx",
+                              "No importer registered for op: LayerNormalization")
 
 
 def test_host_without_tensorrt_stops_at_once(project):
@@ -179,7 +193,8 @@ def test_ctrl_c_during_build_keeps_previous_engine_and_next_run_rebuilds(project
     env = dict(os.environ, TRT_DOUBLE_API="8.2", TRT_DOUBLE_SLOW_BUILD="5",
                PYTHONPATH=os.pathsep.join(DOUBLES + (os.environ.get("PYTHONPATH", ""),)))
     proc = subprocess.Popen([sys.executable, "-m", "doit", "build_engine"], cwd=project, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True)
     time.sleep(3)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)

@@ -1,5 +1,6 @@
 """GPU correctness of the CUDA kernels against the CPU reference ops (marker `gpu`; run on the
-GPU test machine). Also the full GPU runtime through the TensorRT double with real pycuda buffers."""
+GPU test machine). Also the full GPU runtime through the TensorRT double with real pycuda
+buffers."""
 import os
 
 import numpy as np
@@ -31,7 +32,8 @@ def meta(in_hw=(512, 512), logits_shape=(1, 35, 128, 128), pass_order="pillow13"
 def smooth_logits(rng, shape, dtype=np.float32):
     import cv2
     small = rng.randn(shape[1], 9, 9).astype(np.float32) * 4
-    return np.stack([cv2.resize(c, (shape[3], shape[2]), interpolation=cv2.INTER_CUBIC) for c in small])[None].astype(dtype)
+    return np.stack([cv2.resize(c, (shape[3], shape[2]), interpolation=cv2.INTER_CUBIC)
+                     for c in small])[None].astype(dtype)
 
 
 @pytest.mark.parametrize("hw", SIZES)
@@ -80,7 +82,8 @@ def assert_bit_identical(kernels, logits, hw, dtype, name, tiles=None):
     early, full = gpu_masks(kernels, logits, hw, dtype, tiles)
     want = reference.upsample_argmax_full(logits.astype(dtype).astype(np.float32), *hw)
     print("postprocess %s %dx%d %s: early %d, full %d pixels differ from the CPU oracle" % (
-        name, hw[1], hw[0], np.dtype(dtype).name, int(np.sum(early != want)), int(np.sum(full != want))))
+        name, hw[1], hw[0], np.dtype(dtype).name, int(np.sum(early != want)),
+        int(np.sum(full != want))))
     assert np.array_equal(full, want) and np.array_equal(early, want)
 
 
@@ -103,8 +106,10 @@ def adversarial_cases():
     dots[0, 1, 7, 9], dots[0, 2, 3, 3] = 1.0, 1e-3
     bad = smooth_logits(rng, (1, 5, 16, 16))
     bad[0, 1, 4, 4], bad[0, 2, 9, 9], bad[0, :, 0, 0] = np.nan, np.inf, np.nan
-    return [("ties", ties, (333, 517)), ("near-ties", near, (517, 333)), ("near-ties-1e30", near * 1e30, (100, 100)),
-            ("one-texel", dots, (160, 160)), ("one-texel-down", dots, (5, 5)), ("non-finite", bad, (100, 120)),
+    return [("ties", ties, (333, 517)), ("near-ties", near, (517, 333)),
+            ("near-ties-1e30", near * 1e30, (100, 100)),
+            ("one-texel", dots, (160, 160)), ("one-texel-down", dots, (5, 5)),
+            ("non-finite", bad, (100, 120)),
             ("quantized", rng.randint(-2, 3, (1, 6, 40, 40)).astype(np.float32), (401, 399)),
             ("iid", rng.randn(1, 35, 64, 64).astype(np.float32), (720, 1280)),
             ("odd-shape", rng.randn(1, 35, 97, 61).astype(np.float32), (1080, 1920)),
@@ -144,7 +149,8 @@ def test_postprocess_golden_logits_bit_identical(kernels):
         logits = np.load(path)
         for hw in ((1080, 1920), (479, 641), (1280, 720)):
             for dtype in (np.float32, np.float16):
-                assert_bit_identical(kernels, logits, hw, dtype, os.path.basename(os.path.dirname(path)))
+                assert_bit_identical(kernels, logits, hw, dtype,
+                                     os.path.basename(os.path.dirname(path)))
 
 
 def test_postprocess_timing_early_vs_full(kernels):
@@ -156,24 +162,27 @@ def test_postprocess_timing_early_vs_full(kernels):
     gpu.upload(np.zeros((1080, 1920, 3), np.uint8))
     gpu.upload_logits(logits)
     res = benchmarks.gpu_post(gpu)
-    print("postprocess timing 1080p: full p50 %.1f us, early p50 %.1f us (%.2fx, %s), identical %s, "
-          "host enqueue %.1f us per call, GPU-bound %.2f" % (
+    print("postprocess timing 1080p: full p50 %.1f us, early p50 %.1f us (%.2fx, %s), identical "
+          "%s, host enqueue %.1f us per call, GPU-bound %.2f" % (
               1000 * res["full_ms"]["p50"], 1000 * res["early_ms"]["p50"], res["speedup"],
-              res["early_kernel"], res["identical"], 1000 * res["early_host_ms"]["p50"], res["gpu_bound"]))
+              res["early_kernel"], res["identical"], 1000 * res["early_host_ms"]["p50"],
+              res["gpu_bound"]))
     assert res["identical"] and res["early_ms"]["p50"] < res["full_ms"]["p50"]
     assert res["early_kernel"] == "tiles of 256x16 pixels"
 
 
 def test_postprocess_differences_from_torch_are_near_ties(kernels):
-    """Where the mask differs from PyTorch's float64 upsample + argmax, the scores tie to rounding."""
+    """Where the mask differs from PyTorch's float64 upsample + argmax, the scores tie to
+    rounding."""
     import torch
     logits = smooth_logits(np.random.RandomState(5), (1, 35, 128, 128))
     got, _ = gpu_masks(kernels, logits, (1080, 1920), np.float32)
-    up = torch.nn.functional.interpolate(torch.from_numpy(logits).double(), size=(1080, 1920), mode="bilinear",
-                                         align_corners=False)[0].numpy()
+    up = torch.nn.functional.interpolate(torch.from_numpy(logits).double(), size=(1080, 1920),
+                                         mode="bilinear", align_corners=False)[0].numpy()
     ys, xs = np.nonzero(got != up.argmax(axis=0))
     gaps = np.abs(up[got[ys, xs], ys, xs] - up.max(axis=0)[ys, xs])
-    print("postprocess vs torch: %d differing pixels, largest score gap %.3g" % (len(ys), gaps.max() if len(ys) else 0))
+    print("postprocess vs torch: %d differing pixels, largest score gap %.3g" % (
+        len(ys), gaps.max() if len(ys) else 0))
     assert len(ys) == 0 or gaps.max() < 1e-4
 
 
@@ -213,13 +222,13 @@ def test_gpu_runtime_through_tensorrt_double(kernels, api, tmp_path, monkeypatch
     if not os.path.isfile(os.path.join(ROOT, "artifacts", "onnx", "model.onnx")):
         pytest.skip("needs the host's artifacts (carry artifacts/ to the GPU machine)")
     script = (
-        "import sys, json; sys.path.insert(0, %r)\n"
-        "from stages.common.config import load\nfrom stages.common.layout import Layout\nfrom stages.device import engine\nfrom stages.common import files\n"
-        "from stages.device.select import open_runtime\nfrom runtime.images import read_image\nfrom runtime.golden import load_case\n"
+        "import sys, json; sys.path.insert(0, %r)\nfrom stages.common.config import load\n"
+        "from stages.common.layout import Layout\nfrom stages.device import engine\n"
+        "from stages.common import files\nfrom stages.device.select import open_runtime\n"
+        "from runtime.images import read_image\nfrom runtime.golden import load_case\n"
         "cfg = load(); cfg['artifacts'] = %r; L = Layout(cfg)\n"
         "import shutil; shutil.copytree(%r, L.onnx_dir); shutil.copytree(%r, L.golden_dir)\n"
-        "engine.run_build(cfg, L)\n"
-        "from runtime.cuda_ops import Kernels\n"
+        "engine.run_build(cfg, L)\nfrom runtime.cuda_ops import Kernels\n"
         "seg = open_runtime(L, 'tensorrt', pre_post='cpu')\n"
         "from runtime.segmenter import Segmenter\nseg = Segmenter(seg.backend, Kernels(%r))\n"
         "rec = files.read_json(L.golden_json)['images'][0]\n"
@@ -227,7 +236,8 @@ def test_gpu_runtime_through_tensorrt_double(kernels, api, tmp_path, monkeypatch
         "print('AGREE', (mask == load_case(rec)[2]).mean(), seg.backend.describe()['api'])\n"
     ) % (ROOT, str(tmp_path / "artifacts"), os.path.join(ROOT, "artifacts", "onnx"),
          os.path.join(ROOT, "artifacts", "golden"), kernels.folder)
-    env = dict(os.environ, TRT_DOUBLE_API=api, PYTHONPATH=os.pathsep.join([TRT_DOUBLE, os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, TRT_DOUBLE_API=api,
+               PYTHONPATH=os.pathsep.join([TRT_DOUBLE, os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, universal_newlines=True).stdout
     print(out[-600:])

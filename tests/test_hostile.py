@@ -94,7 +94,8 @@ class Shared(object):
     def restore(self):
         model = self.file(MODEL)
         if os.path.lexists(model):
-            shutil.rmtree(model) if os.path.isdir(model) and not os.path.islink(model) else os.remove(model)
+            shutil.rmtree(model) if os.path.isdir(model) and not os.path.islink(model) \
+                else os.remove(model)
         shutil.copytree(os.path.join(self.pristine, MODEL), model)
         for rel, sha in self.before.items():
             if snapshot_one(self.file(rel)) != sha:
@@ -236,7 +237,8 @@ def other_size_onnx(path):
     x = helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [1, 3, 512, 512])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 512, 512])
     node = helper.make_node("Identity", ["pixel_values"], ["logits"])
-    model = helper.make_model(helper.make_graph([node], "g", [x], [y]), opset_imports=[helper.make_opsetid("", 13)])
+    model = helper.make_model(helper.make_graph([node], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 13)])
     with open(path, "wb") as f:
         f.write(model.SerializeToString())
 
@@ -250,13 +252,17 @@ def edit_json(path, fn):
 
 
 TAMPER = {
-    "onnx_byte_flipped": (ONNX, flip_byte, ["model.onnx does not match the onnx_sha256", "doit onnx"]),
+    "onnx_byte_flipped": (ONNX, flip_byte,
+                          ["model.onnx does not match the onnx_sha256", "doit onnx"]),
     "onnx_truncated": (ONNX, truncate, ["model.onnx does not match", "doit onnx"]),
     "onnx_from_another_run": (ONNX, other_size_onnx, ["model.onnx does not match", "another run"]),
-    "onnx_replaced_by_mixed": (ONNX, lambda p: shutil.copy(os.path.join(os.path.dirname(p), "model.mixed.onnx"), p),
+    "onnx_replaced_by_mixed": (ONNX,
+                               lambda p: shutil.copy(
+                                   os.path.join(os.path.dirname(p), "model.mixed.onnx"), p),
                                ["model.onnx does not match"]),
     "sidecar_truncated": (SIDECAR, truncate, ["model.json is not valid JSON"]),
-    "sidecar_hash_edited": (SIDECAR, lambda p: edit_json(p, lambda d: d.update(onnx_sha256="0" * 64)),
+    "sidecar_hash_edited": (SIDECAR,
+                            lambda p: edit_json(p, lambda d: d.update(onnx_sha256="0" * 64)),
                             ["does not match the onnx_sha256"]),
     "sidecar_missing": (SIDECAR, os.remove, ["model.json is missing"]),
     "logits_byte_flipped": (os.path.join(GOLDEN, "00_street_1920x1080", "logits.npy"), flip_byte,
@@ -321,7 +327,8 @@ def test_2_plain_doit_reruns_the_link_that_owns_a_damaged_output(project, rel, l
     assert executed(out) == [link], out
     after = snapshot(project)
     changed = [k for k in before if after.get(k) != before[k]]
-    assert changed in ([], [os.path.join("artifacts", "onnx", "report.json")]), changed  # it times the export
+    # it times the export
+    assert changed in ([], [os.path.join("artifacts", "onnx", "report.json")]), changed
     assert executed(doit(project)[1]) == []
 
 
@@ -399,31 +406,42 @@ CFG, PRE = "config.json", "preprocessor_config.json"
 CHECKOUT_CASES = {
     "config_is_a_list": (_text(CFG, "[1, 2]"), "config.json in %s is a JSON list"),
     "config_is_a_string": (_text(CFG, '"segformer"'), "is a JSON str, not an object"),
-    "config_not_json": (_text(CFG, "{model_type: segformer"), "config.json in %s is not valid JSON"),
+    "config_not_json": (_text(CFG, "{model_type: segformer"), "config.json in %s is not valid "
+                                                              "JSON"),
     "config_empty": (_text(CFG, ""), "config.json in %s is not valid JSON"),
-    "config_lfs_pointer": (_text(CFG, "version https://git-lfs.github.com/spec/v1\n"), "config.json is a Git LFS pointer"),
+    "config_lfs_pointer": (_text(CFG, "version https://git-lfs.github.com/spec/v1\n"),
+                           "config.json is a Git LFS pointer"),
     "not_segformer": (_set(CFG, model_type="bert"), "describes a 'bert' model"),
-    "classification_head": (_set(CFG, architectures=["SegformerForImageClassification"]), "not for semantic segmentation"),
-    "no_id2label": (_json(CFG, lambda d: dict((k, v) for k, v in d.items() if k != "id2label")), "has no id2label"),
-    "id2label_word_keys": (_json(CFG, lambda d: dict(d, id2label=dict(("k%s" % k, v) for k, v in d["id2label"].items()))),
+    "classification_head": (_set(CFG, architectures=["SegformerForImageClassification"]),
+                            "not for semantic segmentation"),
+    "no_id2label": (_json(CFG, lambda d: dict((k, v) for k, v in d.items() if k != "id2label")),
+                    "has no id2label"),
+    "id2label_word_keys": (_json(CFG, lambda d: dict(d, id2label=dict(
+        ("k%s" % k, v) for k, v in d["id2label"].items()))),
                            "id2label key 'k"),
-    "id2label_padded_keys": (_json(CFG, lambda d: dict(d, id2label=dict(("0" + k, v) for k, v in d["id2label"].items()))),
+    "id2label_padded_keys": (_json(CFG, lambda d: dict(d, id2label=dict(
+        ("0" + k, v) for k, v in d["id2label"].items()))),
                              "id2label key '0"),
-    "id2label_gap": (_json(CFG, lambda d: dict(d, id2label=dict((k, v) for k, v in d["id2label"].items() if k != "5"))),
+    "id2label_gap": (_json(CFG, lambda d: dict(d, id2label=dict(
+        (k, v) for k, v in d["id2label"].items() if k != "5"))),
                      "with gaps"),
-    "id2label_null_name": (_json(CFG, lambda d: dict(d, id2label=dict(d["id2label"], **{"3": None}))),
+    "id2label_null_name": (_json(CFG,
+                                 lambda d: dict(d, id2label=dict(d["id2label"], **{"3": None}))),
                            "name that is not a string"),
     "num_labels_disagrees": (_set(CFG, num_labels=34), "says num_labels 34 but id2label names 35"),
-    "head_for_other_label_count": (_labels(34, {"num_labels": 34}), "head for 35 classes but config.json's id2label names 34"),
+    "head_for_other_label_count": (_labels(34, {"num_labels": 34}),
+                                   "head for 35 classes but config.json's id2label names 34"),
     "too_many_labels": (_labels(300, {"num_labels": 300}), "300 labels"),
     "preprocessor_is_a_list": (_text(PRE, "[]"), "preprocessor_config.json in %s is a JSON list"),
-    "preprocessor_missing": (lambda m: os.remove(os.path.join(m, PRE)), "preprocessor_config.json is missing"),
+    "preprocessor_missing": (lambda m: os.remove(os.path.join(m, PRE)),
+                             "preprocessor_config.json is missing"),
     "size_zero": (_set(PRE, size={"height": 0, "width": 256}), "size height 0"),
     "size_huge": (_set(PRE, size={"height": 256, "width": 100000}), "size width 100000"),
     "size_text": (_set(PRE, size={"height": "abc", "width": 256}), "size height 'abc'"),
     "size_bool": (_set(PRE, size={"height": True, "width": 256}), "size height True"),
     "size_float": (_set(PRE, size={"height": 256.5, "width": 256}), "size height 256.5"),
-    "size_shortest_edge": (_set(PRE, size={"shortest_edge": 512}), "must give size as height and width"),
+    "size_shortest_edge": (_set(PRE, size={"shortest_edge": 512}),
+                           "must give size as height and width"),
     "mean_text": (_set(PRE, image_mean=["a", "b", "c"]), "image_mean as 3 numbers"),
     "mean_two_numbers": (_set(PRE, image_mean=[0.5, 0.5]), "image_mean as 3 numbers"),
     "std_nan": (lambda m: _text(PRE, open(os.path.join(m, PRE)).read().replace(
@@ -432,15 +450,20 @@ CHECKOUT_CASES = {
     "resample_bicubic": (_set(PRE, resample=3), "resample=3"),
     "rescale_text": (_set(PRE, rescale_factor="x"), "rescale_factor 'x'"),
     "normalize_off": (_set(PRE, do_normalize=False), "turns off resize or normalize"),
-    "weights_truncated": (lambda m: truncate(os.path.join(m, "model.safetensors")), "is truncated or corrupt"),
+    "weights_truncated": (lambda m: truncate(os.path.join(m, "model.safetensors")),
+                          "is truncated or corrupt"),
     "weights_trailing_garbage": (_append(b"\x00" * 100), "100 bytes of trailing garbage"),
     "weights_header_length_huge": (_header_size(1 << 40), "is not a valid safetensors file"),
-    "weights_empty": (lambda m: truncate(os.path.join(m, "model.safetensors"), 0), "is not a valid safetensors file"),
-    "weights_lfs_pointer": (_text("model.safetensors", "version https://git-lfs.github.com/spec/v1\noid sha256:0\n"),
+    "weights_empty": (lambda m: truncate(os.path.join(m, "model.safetensors"), 0),
+                      "is not a valid safetensors file"),
+    "weights_lfs_pointer": (_text("model.safetensors",
+                                  "version https://git-lfs.github.com/spec/v1\noid sha256:0\n"),
                             "weights are a Git LFS pointer"),
-    "weights_without_head": (_without_keys("decode_head."), "no decode_head.* tensors (the segmentation head)"),
+    "weights_without_head": (_without_keys("decode_head."), "no decode_head.* tensors (the "
+                                                            "segmentation head)"),
     "weights_without_encoder": (_without_keys("decode_head.", keep=True), "no segformer.* tensors"),
-    "weights_missing": (lambda m: os.remove(os.path.join(m, "model.safetensors")), "has no model.safetensors"),
+    "weights_missing": (lambda m: os.remove(os.path.join(m, "model.safetensors")),
+                        "has no model.safetensors"),
     "bin_lfs_pointer": (_lfs_bin, "weights are a Git LFS pointer"),
 }
 
@@ -461,10 +484,12 @@ def _stale_pickle_manifest(case):
     import torch
     from safetensors.torch import load_file
     model = case.file(MODEL)
-    torch.save(load_file(os.path.join(model, "model.safetensors")), os.path.join(model, "pytorch_model.bin"))
+    torch.save(load_file(os.path.join(model, "model.safetensors")),
+               os.path.join(model, "pytorch_model.bin"))
     os.remove(os.path.join(model, "model.safetensors"))
     edit_json(case.file(os.path.join("artifacts", "checkout", "manifest.json")),
-              lambda d: d.update(weights={"format": "pytorch_pickle", "files": ["pytorch_model.bin"]}))
+              lambda d: d.update(weights={"format": "pytorch_pickle",
+                                          "files": ["pytorch_model.bin"]}))
 
 
 @pytest.mark.parametrize("args", [("-s", "golden"), ("-s", "onnx"), ("bench", "n=1")])
@@ -523,7 +548,8 @@ def test_5_out_on_a_read_only_filesystem_is_refused(case, tmp_path):
 
 def test_5_out_not_writable_for_this_user(case, tmp_path):
     if os.geteuid() == 0:
-        pytest.skip("running as root: permission bits do not stop root (the read-only mount case covers it)")
+        pytest.skip("running as root: permission bits do not stop root (the read-only mount case "
+                    "covers it)")
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
@@ -541,7 +567,8 @@ def test_5_same_name_other_extension_gives_distinct_outputs(case, tmp_path):
     code, out = doit(case.path, "infer", "image=" + str(src), "out=" + str(out_dir))
     assert code == 0 and "2 done" in out, out
     names = sorted(os.listdir(str(out_dir)))
-    assert names == ["photo_jpg_mask.png", "photo_jpg_overlay.jpg", "photo_png_mask.png", "photo_png_overlay.jpg"]
+    assert names == ["photo_jpg_mask.png", "photo_jpg_overlay.jpg", "photo_png_mask.png",
+                     "photo_png_overlay.jpg"]
     assert snapshot_one(str(out_dir / names[0])) != snapshot_one(str(out_dir / names[2]))
     assert all(stat.S_IMODE(os.stat(str(out_dir / n)).st_mode) == FILE_MODE for n in names)
 
@@ -663,7 +690,8 @@ def test_7_a_file_where_an_artifacts_folder_belongs_is_one_sentence(case):
 
 def test_7_artifacts_folder_not_writable_for_this_user(case):
     if os.geteuid() == 0:
-        pytest.skip("running as root: permission bits do not stop root (the read-only mount case covers it)")
+        pytest.skip("running as root: permission bits do not stop root (the read-only mount case "
+                    "covers it)")
     os.chmod(case.file("artifacts"), 0o555)
     try:
         code, out = doit(case.path, "verify")
@@ -754,7 +782,8 @@ def test_7_two_doit_runs_in_one_folder_wait_and_end_consistent(project):
 # --- (8) small things a user notices ---------------------------------------------------------
 
 def test_8_artifacts_are_readable_by_other_users(built_project):
-    modes = dict((p, stat.S_IMODE(os.stat(os.path.join(built_project, p)).st_mode)) for p in snapshot(built_project))
+    modes = dict((p, stat.S_IMODE(os.stat(os.path.join(built_project, p)).st_mode))
+                 for p in snapshot(built_project))
     assert modes and all(m == FILE_MODE for m in modes.values()), modes
     assert FILE_MODE == 0o666 & ~UMASK and (UMASK & 0o044 or FILE_MODE & 0o044 == 0o044)
 
@@ -772,7 +801,8 @@ def test_8_bundle_members_are_readable_by_other_users(project):
 def test_8_a_symlink_loop_is_not_reported_as_missing(case):
     os.symlink("loop", case.file(os.path.join("models", "loop")))
     try:
-        code, out = doit(case.path, "checkout", config_with(case.path, {"model.path": "models/loop"}))
+        code, out = doit(case.path, "checkout",
+                         config_with(case.path, {"model.path": "models/loop"}))
     finally:
         os.remove(case.file(os.path.join("models", "loop")))
     line = refused(code, out, "model.path models/loop is a symlink loop")
@@ -788,7 +818,8 @@ def test_8_a_model_path_that_is_a_file_is_not_reported_as_missing(case):
 def test_8_a_dangling_model_link_names_its_target(case):
     os.symlink("gone", case.file(os.path.join("models", "dangling")))
     try:
-        code, out = doit(case.path, "checkout", config_with(case.path, {"model.path": "models/dangling"}))
+        code, out = doit(case.path, "checkout",
+                         config_with(case.path, {"model.path": "models/dangling"}))
     finally:
         os.remove(case.file(os.path.join("models", "dangling")))
     refused(code, out, "is a symlink to gone, which does not exist")
@@ -802,7 +833,8 @@ def test_8_an_oversized_golden_image_names_golden_and_keeps_the_set(case):
         code, out = doit(case.path, "golden", config_with(case.path, {"golden.images": images}))
     finally:
         os.remove(huge)
-    line = refused(code, out, "huge.png in golden.images is 20000x20000", "golden.images in pipeline.yaml")
+    line = refused(code, out, "huge.png in golden.images is 20000x20000",
+                   "golden.images in pipeline.yaml")
     assert "infer.max_megapixels" not in line
     case.assert_intact()  # the previous set, whole: no mix of two runs, no stale hashes
 

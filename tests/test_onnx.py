@@ -42,10 +42,12 @@ def test_tables_cite_their_source():
 def test_report_figures(built_project):
     with open(os.path.join(built_project, "artifacts", "onnx", "report.json")) as f:
         r = json.load(f)
-    assert r["opset"] == 13 and r["gate"]["target_tensorrt"] == "8.2" and r["gate"]["unsupported_ops"] == []
+    assert (r["opset"] == 13 and r["gate"]["target_tensorrt"] == "8.2"
+            and r["gate"]["unsupported_ops"] == [])
     assert r["node_counts"]["nodes_final"] < r["node_counts"]["nodes_exported"]
     for row in r["parity"]["images"]:
-        assert row["max_abs"] <= 1e-3 and row["mask_agreement"] >= 0.999 and row["argmax_agreement"] >= 0.999
+        assert (row["max_abs"] <= 1e-3 and row["mask_agreement"] >= 0.999
+                and row["argmax_agreement"] >= 0.999)
     assert set(r["versions"]) >= {"torch", "onnx", "onnxruntime"} and len(r["onnx_sha256"]) == 64
 
 
@@ -64,7 +66,8 @@ def test_perturbed_onnx_fails_parity(built_project, tmp_path):
     os.chdir(built_project)
     try:
         with pytest.raises(ToleranceError) as e:
-            parity(path, golden, {"max_abs": 1e-3, "mask_agreement": 0.999}, ["c%d" % i for i in range(35)])
+            parity(path, golden, {"max_abs": 1e-3, "mask_agreement": 0.999},
+                   ["c%d" % i for i in range(35)])
     finally:
         os.chdir(cwd)
     assert "ONNX parity failed" in str(e.value) and "onnx.max_abs" in str(e.value)
@@ -97,8 +100,8 @@ def test_segformer_b4_architecture_exports_through_the_same_code(tmp_path):
     import resource
     from transformers import SegformerConfig, SegformerForSemanticSegmentation
     from stages.host.onnx_export import check_and_simplify, export_graph
-    cfg = SegformerConfig(depths=[3, 8, 27, 3], hidden_sizes=[64, 128, 320, 512], decoder_hidden_size=768,
-                          num_labels=35, num_attention_heads=[1, 2, 5, 8])
+    cfg = SegformerConfig(depths=[3, 8, 27, 3], hidden_sizes=[64, 128, 320, 512],
+                          decoder_hidden_size=768, num_labels=35, num_attention_heads=[1, 2, 5, 8])
     model_dir = str(tmp_path / "b4")
     SegformerForSemanticSegmentation(cfg).save_pretrained(model_dir)
     manifest = {"input": {"height": 512, "width": 512}, "weights": {"format": "safetensors"}}

@@ -1,4 +1,5 @@
-"""The chain through the real doit command line: rerun only what changed, nothing when nothing did."""
+"""The chain through the real doit command line: rerun only what changed, nothing when nothing
+did."""
 import json
 import os
 import subprocess
@@ -19,14 +20,15 @@ def test_second_doit_runs_nothing_and_is_fast(project):
 
 
 def test_doit_list_does_not_import_torch():
-    code = ("import sys, runpy; sys.argv = ['doit', 'list']\n"
-            "try:\n    runpy.run_module('doit', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'transformers', 'onnx', 'onnxruntime', 'cv2', 'numpy') if m in sys.modules]\n"
-            "print('HEAVY', heavy)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         universal_newlines=True).stdout
+    code = ("import sys, runpy; sys.argv = ['doit', 'list']\ntry:\n"
+            "    runpy.run_module('doit', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'transformers', 'onnx', 'onnxruntime', 'cv2', 'numpy') "
+            "if m in sys.modules]\nprint('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True).stdout
     assert "HEAVY []" in out, out
-    for task in ("checkout", "golden", "onnx", "build_engine", "runtime_check", "verify", "infer", "bench", "bundle"):
+    for task in ("checkout", "golden", "onnx", "build_engine", "runtime_check", "verify", "infer",
+                 "bench", "bundle"):
         assert task in out
 
 
@@ -97,7 +99,8 @@ def test_golden_mask_is_argmax_of_upsampled_golden_logits(built_project):
     for rec in golden["images"]:
         rec = dict(rec, dir=os.path.join(built_project, rec["dir"]))
         tensor, logits, mask = load_case(rec)
-        up = torch.nn.functional.interpolate(torch.from_numpy(logits), size=(rec["height"], rec["width"]),
+        up = torch.nn.functional.interpolate(torch.from_numpy(logits),
+                                             size=(rec["height"], rec["width"]),
                                              mode="bilinear", align_corners=False)
         assert np.array_equal(up.argmax(1)[0].numpy().astype(np.uint8), mask)
         assert len(np.unique(mask)) >= 5  # a meaningful street scene, not a constant mask

@@ -36,7 +36,8 @@ def test_golden_logits(built_project):
         assert_exact(logits.astype(np.float16).astype(np.float32), rec["height"], rec["width"])
 
 
-@pytest.mark.parametrize("hw", [(1080, 1920), (479, 641), (1, 1), (300, 7), (7, 300), (129, 127), (2, 3)])
+@pytest.mark.parametrize("hw",
+                         [(1080, 1920), (479, 641), (1, 1), (300, 7), (7, 300), (129, 127), (2, 3)])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_smooth_random_logits_at_odd_sizes(hw, seed):
     rng = np.random.RandomState(seed * 1000 + hw[0])
@@ -47,11 +48,13 @@ def test_4096x2160_output():
     assert_exact(smooth(np.random.RandomState(3), 35, 128, 128), 2160, 4096)
 
 
-@pytest.mark.parametrize("shape", [(35, 97, 61), (3, 2, 2), (1, 5, 5), (2, 1, 1), (35, 1, 9), (200, 16, 16)])
+@pytest.mark.parametrize("shape",
+                         [(35, 97, 61), (3, 2, 2), (1, 5, 5), (2, 1, 1), (35, 1, 9), (200, 16, 16)])
 def test_odd_logit_shapes_and_scales(shape):
     rng = np.random.RandomState(sum(shape))
     logits = rng.randn(1, *shape).astype(np.float32)
-    for hw in ((1080, 1920), (33, 17), (1, 1), (shape[1], shape[2]), (shape[1] * 3 + 1, shape[2] * 2 + 1)):
+    for hw in ((1080, 1920), (33, 17), (1, 1), (shape[1], shape[2]),
+               (shape[1] * 3 + 1, shape[2] * 2 + 1)):
         assert_exact(logits, *hw)
 
 
@@ -122,8 +125,10 @@ def test_full_computation_is_the_bilinear_argmax():
     h, w = 77, 123
     ys, xs = reference.source_coords(20, h), reference.source_coords(30, w)
     chw = logits[0].astype(np.float64)
-    up = (chw[:, ys[0]][:, :, xs[0]] * ys[2][:, None] * xs[2] + chw[:, ys[0]][:, :, xs[1]] * ys[2][:, None] * xs[3]
-          + chw[:, ys[1]][:, :, xs[0]] * ys[3][:, None] * xs[2] + chw[:, ys[1]][:, :, xs[1]] * ys[3][:, None] * xs[3])
+    up = (chw[:, ys[0]][:, :, xs[0]] * ys[2][:, None] * xs[2] + chw[:, ys[0]][:, :, xs[1]]
+          * ys[2][:, None] * xs[3]
+          + chw[:, ys[1]][:, :, xs[0]] * ys[3][:, None] * xs[2] + chw[:, ys[1]][:, :, xs[1]]
+          * ys[3][:, None] * xs[3])
     got = reference.upsample_argmax_full(logits, h, w)
     gap = up.max(axis=0) - np.take_along_axis(up, got[None].astype(int), 0)[0]
     assert gap.max() < 1e-5

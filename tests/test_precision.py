@@ -206,8 +206,10 @@ def test_adjacent_islands_stay_fp32_between_them():
              helper.make_node("ReduceMean", ["p"], ["v"], name="var", keepdims=1),
              helper.make_node("Sqrt", ["v"], ["s"], name="sqrt"),
              helper.make_node("Div", ["d", "s"], ["y"], name="div")]
-    graph = helper.make_graph(nodes, "ln", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [two])
+    graph = helper.make_graph(nodes, "ln",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              [two])
     mixed = to_mixed(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]),
                      {"sub", "pow", "var", "sqrt"})
     onnx.checker.check_model(mixed)

@@ -19,7 +19,8 @@ def test_resize_is_bit_exact_with_this_pillow():
         h, w, oh, ow = [int(v) for v in rng.randint(1, 700, 4)]
         img = rng.randint(0, 256, (h, w, 3)).astype(np.uint8)
         want = np.asarray(Image.fromarray(img).resize((ow, oh), Image.BILINEAR))
-        assert np.array_equal(reference.resize_fixed_point(img, oh, ow, order), want), (h, w, oh, ow)
+        assert np.array_equal(reference.resize_fixed_point(img, oh, ow, order), want), (
+            h, w, oh, ow)
 
 
 def test_cv2_inter_linear_is_not_the_model_resize():
@@ -35,7 +36,8 @@ def test_upsample_argmax_matches_torch_reference_order():
     import torch
     logits = np.random.RandomState(1).randn(1, 35, 64, 64).astype(np.float32)
     for h, w in ((1080, 1920), (479, 641), (1, 1), (40, 30)):
-        want = torch.nn.functional.interpolate(torch.from_numpy(logits), size=(h, w), mode="bilinear",
+        want = torch.nn.functional.interpolate(torch.from_numpy(logits), size=(h, w),
+                                               mode="bilinear",
                                                align_corners=False).argmax(1)[0].numpy()
         assert np.mean(reference.upsample_argmax(logits, h, w) == want) >= 0.9999
 
@@ -49,7 +51,8 @@ def test_blend():
 
 def golden_records(built_project):
     with open(os.path.join(built_project, "artifacts", "golden", "golden.json")) as f:
-        return [dict(r, dir=os.path.join(built_project, r["dir"]), source=os.path.join(built_project, r["source"]))
+        return [dict(r, dir=os.path.join(built_project, r["dir"]),
+                     source=os.path.join(built_project, r["source"]))
                 for r in json.load(f)["images"]]
 
 
@@ -60,23 +63,26 @@ def test_cpu_reference_ops_reproduce_the_golden_files(built_project):
         pre = json.load(f)["preprocess"]
     for rec in golden_records(built_project):
         tensor, logits, mask = load_case(rec)
-        ours = reference.preprocess(read_image(rec["source"]), 256, 256, pre["mean"], pre["std"], pre["scale"],
-                                    pre["pass_order"])
+        ours = reference.preprocess(read_image(rec["source"]), 256, 256, pre["mean"], pre["std"],
+                                    pre["scale"], pre["pass_order"])
         assert np.abs(ours - tensor).max() <= 1e-5
-        assert np.mean(reference.upsample_argmax(logits, rec["height"], rec["width"]) == mask) >= 0.9999
+        assert np.mean(reference.upsample_argmax(logits, rec["height"], rec["width"])
+                       == mask) >= 0.9999
 
 
 def test_onnxruntime_segmenter_end_to_end(built_project):
     from runtime.images import read_image
     from runtime.segmenter import Segmenter, backend_for_path
     from runtime.golden import load_case
-    seg = Segmenter(backend_for_path(os.path.join(built_project, "artifacts", "onnx", "model.onnx")), keep_logits=True)
+    seg = Segmenter(backend_for_path(os.path.join(built_project, "artifacts", "onnx",
+                                                  "model.onnx")), keep_logits=True)
     for rec in golden_records(built_project):
         result = seg.segment(read_image(rec["source"]), overlay_alpha=0.5)
         assert result.mask.shape == (rec["height"], rec["width"]) and result.mask.dtype == np.uint8
         assert np.mean(result.mask == load_case(rec)[2]) >= 0.999
         assert set(result.timings) == {"preprocess", "infer", "postprocess"}
-        assert result.overlay.shape == (rec["height"], rec["width"], 3) and result.logits.shape == (1, 35, 64, 64)
+        assert (result.overlay.shape == (rec["height"], rec["width"], 3)
+                and result.logits.shape == (1, 35, 64, 64))
 
 
 def test_backend_checks_its_input(built_project):
@@ -92,15 +98,18 @@ def test_backend_checks_its_input(built_project):
 def test_tensorrt_backend_on_both_apis_through_the_doubles(project, api, expect_api):
     import subprocess
     import sys
-    script = ("import sys; sys.path.insert(0, '.')\n"
-              "from stages.common.config import load\nfrom stages.common.layout import Layout\nfrom stages.device import engine\nfrom stages.common import files\n"
-              "from stages.device.select import open_runtime\nfrom runtime.images import read_image\n"
-              "from runtime.golden import load_case\nL = Layout(load())\nengine.run_build(load(), L)\n"
-              "seg = open_runtime(L, 'tensorrt')\nrec = files.read_json(L.golden_json)['images'][1]\n"
+    script = ("import sys; sys.path.insert(0, '.')\nfrom stages.common.config import load\n"
+              "from stages.common.layout import Layout\nfrom stages.device import engine\n"
+              "from stages.common import files\nfrom stages.device.select import open_runtime\n"
+              "from runtime.images import read_image\nfrom runtime.golden import load_case\n"
+              "L = Layout(load())\nengine.run_build(load(), L)\nseg = open_runtime(L, 'tensorrt')\n"
+              "rec = files.read_json(L.golden_json)['images'][1]\n"
               "m = seg.segment(read_image(rec['source'])).mask\n"
               "print('RESULT', (m == load_case(rec)[2]).mean(), seg.backend.describe()['api'])\n")
-    env = dict(os.environ, TRT_DOUBLE_API=api, PYTHONPATH=os.pathsep.join([TRT_DOUBLE, PYCUDA_DOUBLE]))
-    out = subprocess.run([sys.executable, "-c", script], cwd=project, env=env, stdout=subprocess.PIPE,
+    env = dict(os.environ, TRT_DOUBLE_API=api,
+               PYTHONPATH=os.pathsep.join([TRT_DOUBLE, PYCUDA_DOUBLE]))
+    out = subprocess.run([sys.executable, "-c", script], cwd=project, env=env,
+                         stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, universal_newlines=True).stdout
     assert "RESULT" in out, out
     agree, api_name = out.split("RESULT")[1].split()[:2]
@@ -110,8 +119,10 @@ def test_tensorrt_backend_on_both_apis_through_the_doubles(project, api, expect_
 def test_segmenter_from_path_and_overlay(built_project):
     from runtime.images import read_image
     from runtime.segmenter import Segmenter
-    seg = Segmenter.from_path(os.path.join(built_project, "artifacts", "onnx", "model.onnx"), backend="onnxruntime")
+    seg = Segmenter.from_path(os.path.join(built_project, "artifacts", "onnx", "model.onnx"),
+                              backend="onnxruntime")
     image = read_image(os.path.join(built_project, "examples", "odd_641x479.jpg"))
     result = seg.segment(image)
     picture = seg.overlay(image, result.mask, 0.5)
-    assert seg.pre_post == "cpu" and picture.shape == image.shape and not np.array_equal(picture, image)
+    assert (seg.pre_post == "cpu" and picture.shape == image.shape
+            and not np.array_equal(picture, image))

@@ -73,9 +73,11 @@ def test_n_limits_the_frames():
 
 
 def test_pipelining_overlaps_the_stages():
-    report = compare_modes(lambda: Recorder(12, 0.02, 0.02, 0.02).frames(), lambda i: (time.sleep(0.02), i)[1],
+    report = compare_modes(lambda: Recorder(12, 0.02, 0.02, 0.02).frames(),
+                           lambda i: (time.sleep(0.02), i)[1],
                            lambda i, r: time.sleep(0.02), digest=lambda r: str(r).encode())
-    assert report["identical"] and report["sequential"]["frames"] == report["pipelined"]["frames"] == 12
+    assert (report["identical"]
+            and report["sequential"]["frames"] == report["pipelined"]["frames"] == 12)
     assert report["speedup"] > 1.8, report
 
 
@@ -141,11 +143,13 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_ctrl_c_leaves_only_complete_files(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT % ROOT, str(tmp_path)], stdout=subprocess.PIPE,
-                            universal_newlines=True)
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT % ROOT, str(tmp_path)],
+                            stdout=subprocess.PIPE, universal_newlines=True)
     assert proc.stdout.readline().strip() == "RUNNING"
-    deadline = time.time() + 300  # signal once 5 frames are on disk (an observed event, no fixed sleep)
-    while len([n for n in os.listdir(str(tmp_path)) if n.endswith(".bin")]) < 5 and time.time() < deadline:
+    # signal once 5 frames are on disk (an observed event, no fixed sleep)
+    deadline = time.time() + 300
+    while (len([n for n in os.listdir(str(tmp_path)) if n.endswith(".bin")]) < 5
+           and time.time() < deadline):
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)

@@ -2,6 +2,7 @@
 never imports the host wing, and nothing on the device side imports torch or transformers."""
 import ast
 import os
+import subprocess
 
 import pytest
 
@@ -62,3 +63,25 @@ def test_dodo_imports_the_host_wing_only_inside_host_tasks():
 def test_the_scan_sees_every_wing(wing):
     # guards the tests above against vacuous success (a renamed folder would scan nothing)
     assert len(list(_modules(wing))) >= 2
+
+
+def _source_files():
+    """Tracked *.py, *.cu and .ci/* files, plus untracked *.py that git does not ignore."""
+    def ls(*args):
+        out = subprocess.check_output(["git", "ls-files"] + list(args), cwd=ROOT)
+        return out.decode("utf-8").splitlines()
+    files = ls("*.py", "*.cu", ".ci/*") + ls("--others", "--exclude-standard", "*.py")
+    return sorted(set(f for f in files if os.path.isfile(os.path.join(ROOT, f))))
+
+
+def test_no_line_longer_than_100_characters():
+    files = _source_files()
+    assert "dodo.py" in files and any(f.endswith(".cu") for f in files), files  # the scan sees them
+    long_lines = []
+    for path in files:
+        with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                length = len(line.rstrip("\r\n"))
+                if length > 100:
+                    long_lines.append("%s:%d (%d)" % (path, n, length))
+    assert not long_lines, "lines over 100 characters: " + ", ".join(long_lines)

@@ -18,7 +18,8 @@ def test_verify_passes_and_writes_report_and_pictures(project):
         r = json.load(f)
     assert r["passed"] and r["runtime"]["backend"] == "onnxruntime" and len(r["images"]) == 3
     row = r["images"][0]
-    assert set(row) >= {"input_max_abs", "logits_max_abs", "logits_mean_abs", "mask_agreement", "miou", "iou"}
+    assert set(row) >= {"input_max_abs", "logits_max_abs", "logits_mean_abs", "mask_agreement",
+                        "miou", "iou"}
     assert len(glob.glob(os.path.join(project, "artifacts", "verify", "*.jpg"))) == 3
 
 
@@ -114,7 +115,8 @@ def test_infer_on_a_folder_with_one_corrupt_file(project, tmp_path):
 
 def test_infer_single_image_mask_only(project, tmp_path):
     out_dir = str(tmp_path / "out")
-    code, out = doit(project, "infer", "image=examples/odd_641x479.jpg", "out=" + out_dir, "mode=mask")
+    code, out = doit(project, "infer", "image=examples/odd_641x479.jpg", "out=" + out_dir,
+                     "mode=mask")
     assert code == 0, out
     assert os.listdir(out_dir) == ["odd_641x479_mask.png"]
 
@@ -125,7 +127,8 @@ def test_bench_json_has_the_documented_fields(project):
     path = glob.glob(os.path.join(project, "artifacts", "bench", "*.json"))[0]
     with open(path) as f:
         r = json.load(f)
-    assert set(r) >= {"device", "runtime", "image", "iterations", "warmup", "pipeline", "kernels_vs_cpu", "targets",
+    assert set(r) >= {"device", "runtime", "image", "iterations", "warmup", "pipeline",
+                      "kernels_vs_cpu", "targets",
                       "load_ms"}
     for stage in ("read", "preprocess", "infer", "postprocess", "total"):
         assert set(r["pipeline"][stage]) >= {"p50", "p90", "p99", "mean", "n"}
@@ -134,5 +137,7 @@ def test_bench_json_has_the_documented_fields(project):
     if "cpu_backends" in r:
         assert r["cpu_backends"]["onnxruntime_vs_torch"] > 0
     cond = r["conditions"]  # under what conditions it ran (doctor's bench_conditions)
-    assert cond["jetson"] is False and cond["power_mode"] is None and cond["doctor"]["fail"] == 0, cond
-    assert "conditions: not a Jetson" in out and "trtexec" not in r  # ONNX Runtime: nothing to cross-check
+    assert (cond["jetson"] is False and cond["power_mode"] is None
+            and cond["doctor"]["fail"] == 0), cond
+    # ONNX Runtime: nothing to cross-check
+    assert "conditions: not a Jetson" in out and "trtexec" not in r

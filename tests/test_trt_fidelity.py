@@ -21,8 +21,8 @@ def in_double(api, code, extra_path=(), numpy="1.24"):
     has no np.bool); returns (rc, output)."""
     env = dict(os.environ, TRT_DOUBLE_API=api, PYTHONIOENCODING="utf-8", TRT_DOUBLE_NUMPY=numpy,
                PYTHONPATH=os.pathsep.join(list(extra_path) + [TRT_DOUBLE, PYCUDA_DOUBLE, ROOT]))
-    p = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       universal_newlines=True, timeout=120)
+    p = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
     return p.returncode, p.stdout
 
 
@@ -99,7 +99,8 @@ def test_pybind_like_strictness():
                  "create_timing_cache(str)": "TypeError", "Builder(str)": "TypeError",
                  "ILogger without base __init__": "TypeError", "ILogger.WARNING": "ok"}
     code, out = in_double("8.0", STRICT)
-    assert eval(out.strip().splitlines()[-1])["ILogger.WARNING"] == "AttributeError"  # 8.0: on Logger only
+    # 8.0: on Logger only
+    assert eval(out.strip().splitlines()[-1])["ILogger.WARNING"] == "AttributeError"
 
 
 NPTYPE = """
@@ -127,14 +128,16 @@ def test_jetpack5_engine_opens_with_numpy_without_np_bool(project):
     """TensorRT 8.5.2 (JetPack 5.1) with numpy 1.24-1.26: the backend must not call trt.nptype."""
     code, out = build(project, "8.5")
     assert code == 0, out
-    code, out = doit(project, "verify", "backend=tensorrt", env={"TRT_DOUBLE_API": "8.5", "TRT_DOUBLE_NUMPY": "1.24"},
+    code, out = doit(project, "verify", "backend=tensorrt",
+                     env={"TRT_DOUBLE_API": "8.5", "TRT_DOUBLE_NUMPY": "1.24"},
                      doubles=DOUBLES)
     assert code == 0, out
 
 
 @pytest.mark.parametrize("api", ["8.2", "10"])
 def test_a_log_message_print_cannot_encode_does_not_abort_the_build(project, api):
-    code, out = build(project, api, TRT_DOUBLE_WARN="tactic \u00e9\u00e8 skipped", PYTHONIOENCODING="ascii")
+    code, out = build(project, api, TRT_DOUBLE_WARN="tactic \u00e9\u00e8 skipped",
+                      PYTHONIOENCODING="ascii")
     assert code == 0, out
     assert "tactic ?? skipped" in out
 
@@ -166,8 +169,10 @@ def test_engine_with_io_the_sidecar_does_not_name_is_refused(project, api):
     meta = files.read_json(os.path.join(folder, "model.json"))
     meta["engine"]["sha256"] = files.sha256_bytes(plan)
     files.write_json(os.path.join(folder, "model.json"), meta)
-    code, out = doit(project, "verify", "backend=tensorrt", env={"TRT_DOUBLE_API": api}, doubles=DOUBLES)
-    assert_one_sentence_error(code, out, "attention_probs", "but its sidecar names", "rebuild the engine")
+    code, out = doit(project, "verify", "backend=tensorrt", env={"TRT_DOUBLE_API": api},
+                     doubles=DOUBLES)
+    assert_one_sentence_error(code, out, "attention_probs", "but its sidecar names",
+                              "rebuild the engine")
 
 
 def test_out_of_memory_retries_once_with_half_the_workspace(project):
@@ -221,8 +226,9 @@ def test_heartbeat_estimates_time_left_from_the_previous_build(project):
     build(project)
     seconds = EngineFolder(engine_dir(project)).previous_build_seconds()
     assert seconds is not None and seconds >= 0
-    assert Heartbeat(previous=300).message(60) == ("build_engine: still building, 60 s elapsed, about 240 s "
-                                                   "left (the previous build here took 300 s)...")
+    assert Heartbeat(previous=300).message(60) == ("build_engine: still building, 60 s elapsed, "
+                                                   "about 240 s left (the previous build here took "
+                                                   "300 s)...")
     assert "longer than the previous build here (300 s)" in Heartbeat(previous=300).message(400)
     edit_yaml(os.path.join(project, "pipeline.yaml"), "workspace_mb: 1024", "workspace_mb: 512")
     code, out = build(project)

@@ -49,12 +49,14 @@ def export(model_dir, size, path):
 
 
 def prepared(model):
-    """(fp32 bytes, mixed bytes, islands): the islands are the LayerNorm chains and Softmax nodes."""
+    """(fp32 bytes, mixed bytes, islands): the islands are the LayerNorm chains and Softmax
+    nodes."""
     from stages.host.fp16_convert import to_mixed
     from stages.host.precision import precision_groups
     groups = precision_groups(model)
     names = set(n for g in groups.values() for n in g["nodes"])
-    islands = [{"node": n.name, "op": n.op_type, "outputs": list(n.output), "reason": "LayerNorm/Softmax"}
+    islands = [{"node": n.name, "op": n.op_type, "outputs": list(n.output),
+                "reason": "LayerNorm/Softmax"}
                for n in model.graph.node if n.name in names]
     mixed = to_mixed(model, names)
     return model.SerializeToString(), mixed.SerializeToString(), islands
@@ -68,7 +70,8 @@ def models(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("trt_real"))
     out = {"embedded": prepared(export(os.path.join(ROOT, "models", "segformer-tiny-sidewalk"), 256,
                                        os.path.join(d, "embedded.onnx")))}
-    SegformerForSemanticSegmentation(SegformerConfig(**SEGFORMER_B4)).save_pretrained(os.path.join(d, "b4"))
+    SegformerForSemanticSegmentation(SegformerConfig(**SEGFORMER_B4)).save_pretrained(
+        os.path.join(d, "b4"))
     out["b4"] = prepared(export(os.path.join(d, "b4"), 512, os.path.join(d, "b4.onnx")))
     return out
 
@@ -87,7 +90,8 @@ def run_build(name, precision, onnx_bytes, islands):
               "typing": "strong" if precision == "fp16" else "fp32"}
     lines, t0 = [], time.time()
     plan, cache, info = trt_builder.build(TRT, source, settings, None, lines)
-    entry = {"model": name, "precision": precision, "module": TRT.__name__, "version": TRT.__version__,
+    entry = {"model": name, "precision": precision, "module": TRT.__name__,
+             "version": TRT.__version__,
              "network_layers": info["layers"], "build_s": round(time.time() - t0, 1),
              "plan_mb": round(len(plan) / 1e6, 1), "inspector": info["inspector"],
              "timing_cache_bytes": len(cache or b"")}
@@ -105,7 +109,8 @@ def test_fp32_engine_builds(models, name):
 def onnx_types(mixed_bytes):
     """{tensor name: 'fp32'|'fp16'|...} of every node output of the mixed ONNX graph."""
     import onnx
-    names = {onnx.TensorProto.FLOAT: "fp32", onnx.TensorProto.FLOAT16: "fp16", onnx.TensorProto.INT64: "int64",
+    names = {onnx.TensorProto.FLOAT: "fp32", onnx.TensorProto.FLOAT16: "fp16",
+             onnx.TensorProto.INT64: "int64",
              onnx.TensorProto.INT32: "int32", onnx.TensorProto.BOOL: "bool"}
     model = onnx.shape_inference.infer_shapes(onnx.load_from_string(mixed_bytes))
     infos = list(model.graph.value_info) + list(model.graph.output)
@@ -118,8 +123,10 @@ def test_strongly_typed_fp16_keeps_islands_fp32(models, name):
     from stages.device.trt_progress import BuildState, make_logger
     import onnx
     _, mixed, islands = models[name]
-    island_nodes = set(isl["node"] for isl in islands)  # the converter renames their outputs in the mixed graph
-    island_outputs = set(t for n in onnx.load_from_string(mixed).graph.node if n.name in island_nodes
+    # the converter renames their outputs in the mixed graph
+    island_nodes = set(isl["node"] for isl in islands)
+    island_outputs = set(t for n in onnx.load_from_string(mixed).graph.node
+                         if n.name in island_nodes
                          for t in n.output)
     logger = make_logger(TRT, [], BuildState())
     builder = TRT.Builder(logger)
@@ -132,11 +139,12 @@ def test_strongly_typed_fp16_keeps_islands_fp32(models, name):
     found = [t for t in island_outputs if t in parsed]
     wrong_islands = sorted(t for t in found if parsed[t] != "fp32")
     differ = sorted(t for t in shared if parsed[t] != expected[t])
-    record({"model": name, "parsed_float_tensors": len(shared), "island_tensors": len(island_outputs),
-            "island_tensors_in_network": len(found),
+    record({"model": name, "parsed_float_tensors": len(shared),
+            "island_tensors": len(island_outputs), "island_tensors_in_network": len(found),
             "non_island_fp16": fp16, "non_island_fp32": len(rest) - fp16,
             "islands_not_fp32": wrong_islands[:10], "types_differing_from_onnx": differ[:10]})
-    assert wrong_islands == [] and differ == [] and len(shared) > 100 and len(found) > 0.9 * len(island_outputs)
+    assert (wrong_islands == [] and differ == [] and len(shared) > 100 and len(found) > 0.9
+            * len(island_outputs))
     assert fp16 > 0.5 * len(rest)
     del parser, network
     plan, info = run_build(name + ".mixed", "fp16", mixed, islands)

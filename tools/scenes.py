@@ -65,9 +65,12 @@ def _ground(img, lab, rng, h, w, horizon):
     grass = _poly_mask(h, w, [(0, horizon), (w, horizon), (w, h), (0, h)])
     _paint(img, lab, grass, _jitter(rng, (60, 150, 90), 25), TERRAIN, rng, 14)
     for sgn in (-1, 1):
-        outer = [(vx + sgn * 4, horizon), (vx + sgn * (half + walk), h), (vx + sgn * half, h), (vx + sgn * 2, horizon)]
-        _paint(img, lab, _poly_mask(h, w, outer), _jitter(rng, (170, 180, 185), 15), SIDEWALK, rng, 6)
-        curb = [(vx + sgn * 2.5, horizon), (vx + sgn * (half + w * 0.012), h), (vx + sgn * half, h), (vx + sgn * 2, horizon)]
+        outer = [(vx + sgn * 4, horizon), (vx + sgn * (half + walk), h), (vx + sgn * half, h),
+                 (vx + sgn * 2, horizon)]
+        _paint(img, lab, _poly_mask(h, w, outer), _jitter(rng, (170, 180, 185), 15), SIDEWALK, rng,
+               6)
+        curb = [(vx + sgn * 2.5, horizon), (vx + sgn * (half + w * 0.012), h), (vx + sgn * half, h),
+                (vx + sgn * 2, horizon)]
         _paint(img, lab, _poly_mask(h, w, curb), (215, 215, 215), CURB, rng, 3)
     road = [(vx - 2, horizon), (vx + 2, horizon), (vx + half, h), (vx - half, h)]
     _paint(img, lab, _poly_mask(h, w, road), _jitter(rng, (75, 75, 78), 12), ROAD, rng, 5)
@@ -126,7 +129,8 @@ def _cars(img, lab, rng, h, w, horizon, vx, half):
         cv2.rectangle(m, (x - cw // 2, y - ch), (x + cw // 2, y), 1, -1)
         cv2.rectangle(m, (x - cw // 3, y - int(ch * 1.5)), (x + cw // 3, y - ch), 1, -1)
         _paint(img, lab, m.astype(bool), _jitter(rng, rng.integers(20, 230, 3), 10), CAR, rng, 6)
-        cv2.rectangle(img, (x - cw // 4, y - int(ch * 1.4)), (x + cw // 4, y - int(ch * 1.05)), (40, 30, 30), -1)
+        cv2.rectangle(img, (x - cw // 4, y - int(ch * 1.4)), (x + cw // 4, y - int(ch * 1.05)),
+                      (40, 30, 30), -1)
         for dx in (-cw // 3, cw // 3):
             cv2.circle(img, (x + dx, y), max(1, ch // 4), (20, 20, 20), -1)
             cv2.circle(lab, (x + dx, y), max(1, ch // 4), CAR, -1)

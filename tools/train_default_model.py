@@ -71,7 +71,8 @@ def pixel_accuracy(model, x, y, batch=16):
     with torch.no_grad():
         for i in range(0, len(x), batch):
             logits = model(pixel_values=x[i:i + batch]).logits
-            up = torch.nn.functional.interpolate(logits, size=y.shape[-2:], mode="bilinear", align_corners=False)
+            up = torch.nn.functional.interpolate(logits, size=y.shape[-2:], mode="bilinear",
+                                                 align_corners=False)
             hits += (up.argmax(1) == y[i:i + batch]).sum().item()
     model.train()
     return hits / y.numel()

@@ -13,7 +13,8 @@ BACKENDS = ("auto", "tensorrt", "onnxruntime")
 def check_name(backend, where="backend="):
     """One sentence for a name that is not a backend (e.g. backend=trt)."""
     if backend not in BACKENDS:
-        raise ConfigError("%s%s is not a backend: use one of %s." % (where, backend, ", ".join(BACKENDS)))
+        raise ConfigError("%s%s is not a backend: use one of %s." % (
+            where, backend, ", ".join(BACKENDS)))
     return backend
 
 
@@ -34,7 +35,8 @@ def open_backend(backend="auto", engine_folder=None, onnx_path=None, current_dev
     if chosen == "tensorrt":
         if engine_folder is None or not engine_folder.exists():
             raise EngineError("No TensorRT engine for this device in %s: build it here with "
-                              "`doit build_engine`." % (engine_folder.path if engine_folder else "the project"))
+                              "`doit build_engine`." % (
+                                  engine_folder.path if engine_folder else "the project"))
         from runtime.backends.tensorrt_backend import TensorRTBackend
         if current_device is None:
             from runtime.device import identity
@@ -53,7 +55,7 @@ def checked_onnx_sidecar(onnx_path):
     folder = os.path.dirname(onnx_path) or "."
     meta = sidecar.load(folder)
     if files.sha256_file(onnx_path) != meta["onnx_sha256"]:
-        raise ArtifactError("%s does not match the onnx_sha256 in %s (damaged, or from another run): "
-                            "rerun `doit onnx` on the host, or copy both from one bundle." % (
+        raise ArtifactError("%s does not match the onnx_sha256 in %s (damaged, or from another "
+                            "run): rerun `doit onnx` on the host, or copy both from one bundle." % (
                                 onnx_path, os.path.join(folder, sidecar.SIDECAR)))
     return meta

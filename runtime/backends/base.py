@@ -19,11 +19,13 @@ class Backend(object):
         """Host tensor -> host logits (float32), after checking shape and dtype."""
         tensor = np.asarray(tensor)
         if tensor.shape != self.input_shape:
-            raise EngineError("The %s backend takes a %s tensor, not %s: pre-process with the model's "
-                              "sidecar settings." % (self.name, "x".join(map(str, self.input_shape)),
-                                                      "x".join(map(str, tensor.shape))))
+            raise EngineError("The %s backend takes a %s tensor, not %s: pre-process with the "
+                              "model's sidecar settings." % (
+                                  self.name, "x".join(map(str, self.input_shape)),
+                                  "x".join(map(str, tensor.shape))))
         if not np.issubdtype(tensor.dtype, np.floating):
-            raise EngineError("The %s backend takes a float tensor, not %s." % (self.name, tensor.dtype))
+            raise EngineError("The %s backend takes a float tensor, not %s." % (
+                self.name, tensor.dtype))
         logits = self.infer_impl(np.ascontiguousarray(tensor, np.float32))
         return np.asarray(logits, np.float32).reshape(self.output_shape)
 

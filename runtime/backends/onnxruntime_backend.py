@@ -11,23 +11,28 @@ class OnnxRuntimeBackend(Backend):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise DeviceError("onnxruntime is not installed: pip install onnxruntime (or choose backend=tensorrt).")
+            raise DeviceError("onnxruntime is not installed: pip install onnxruntime (or choose "
+                              "backend=tensorrt).")
         available = ort.get_available_providers()
         if providers is None:
-            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                         if p in available]
         try:
             self.session = ort.InferenceSession(onnx_path, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types
             raise EngineError("ONNX Runtime cannot load %s (%s): rebuild it with doit onnx." % (
                 onnx_path, str(e).splitlines()[0][:160]))
-        names = ([i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()])
+        names = ([i.name for i in self.session.get_inputs()],
+                 [o.name for o in self.session.get_outputs()])
         if names != ([meta["input"]["name"]], [meta["output"]["name"]]):
-            raise EngineError("%s has inputs/outputs %s, but its sidecar says %s/%s: rebuild both with doit onnx." % (
-                onnx_path, names, meta["input"]["name"], meta["output"]["name"]))
+            raise EngineError("%s has inputs/outputs %s, but its sidecar says %s/%s: rebuild both "
+                              "with doit onnx." % (
+                                  onnx_path, names, meta["input"]["name"], meta["output"]["name"]))
         self.providers = self.session.get_providers()
 
     def infer_impl(self, tensor):
-        return self.session.run([self.meta["output"]["name"]], {self.meta["input"]["name"]: tensor})[0]
+        return self.session.run([self.meta["output"]["name"]],
+                                {self.meta["input"]["name"]: tensor})[0]
 
     def describe(self):
         d = Backend.describe(self)

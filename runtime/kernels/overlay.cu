@@ -4,7 +4,8 @@
 extern "C" __global__ void blend_overlay(const unsigned char* __restrict__ image,
                                          const unsigned char* __restrict__ mask,
                                          const unsigned char* __restrict__ palette_bgr, int colors,
-                                         float alpha, unsigned char* __restrict__ out, int h, int w) {
+                                         float alpha, unsigned char* __restrict__ out,
+                                         int h, int w) {
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= w || y >= h) return;

@@ -98,7 +98,8 @@ __device__ void cell_labels(const T* __restrict__ logits, int classes, int h, in
     int y0 = blockIdx.y * blockDim.y + threadIdx.y;
     if (x0 >= w || y0 >= h) return;
     int x1 = x0 + (x0 < w - 1 ? 1 : 0), y1 = y0 + (y0 < h - 1 ? 1 : 0);
-    size_t at[4] = {(size_t)y0 * w + x0, (size_t)y0 * w + x1, (size_t)y1 * w + x0, (size_t)y1 * w + x1};
+    size_t at[4] = {(size_t)y0 * w + x0, (size_t)y0 * w + x1,
+                    (size_t)y1 * w + x0, (size_t)y1 * w + x1};
     size_t plane = (size_t)h * w;
     float best[4], lower[4], big = 0.f;
     int arg[4];
@@ -139,15 +140,15 @@ extern "C" __global__ void cell_labels_f16(const __half* logits, int classes, in
     cell_labels<__half>(logits, classes, h, w, cells);
 }
 
-extern "C" __global__ void upsample_argmax_early_f32(const float* logits, int classes, int h, int w,
-                                                     const unsigned char* cells, unsigned char* mask,
-                                                     int out_h, int out_w) {
+extern "C" __global__ void upsample_argmax_early_f32(const float* logits, int classes,
+                                                     int h, int w, const unsigned char* cells,
+                                                     unsigned char* mask, int out_h, int out_w) {
     upsample_argmax<float>(logits, classes, h, w, cells, mask, out_h, out_w);
 }
 
-extern "C" __global__ void upsample_argmax_early_f16(const __half* logits, int classes, int h, int w,
-                                                     const unsigned char* cells, unsigned char* mask,
-                                                     int out_h, int out_w) {
+extern "C" __global__ void upsample_argmax_early_f16(const __half* logits, int classes,
+                                                     int h, int w, const unsigned char* cells,
+                                                     unsigned char* mask, int out_h, int out_w) {
     upsample_argmax<__half>(logits, classes, h, w, cells, mask, out_h, out_w);
 }
 

@@ -15,7 +15,8 @@ __device__ __forceinline__ unsigned char clip8(int v) {
 
 // Weighted taps along one axis at output (x, y); src is rows x cols x 3 uint8.
 __device__ __forceinline__ void taps(const unsigned char* __restrict__ src, int src_w, int x, int y,
-                                     const int* __restrict__ bounds, const int* __restrict__ weights,
+                                     const int* __restrict__ bounds,
+                                     const int* __restrict__ weights,
                                      int ksize, int horizontal, int acc[3]) {
     int o = horizontal ? x : y;
     int first = bounds[2 * o], count = bounds[2 * o + 1];
@@ -34,7 +35,8 @@ __device__ __forceinline__ void taps(const unsigned char* __restrict__ src, int 
 // First pass: uint8 -> uint8 intermediate (dst_h x dst_w x 3).
 extern "C" __global__ void resample_u8(const unsigned char* __restrict__ src, int src_w,
                                        unsigned char* __restrict__ dst, int dst_h, int dst_w,
-                                       const int* __restrict__ bounds, const int* __restrict__ weights,
+                                       const int* __restrict__ bounds,
+                                       const int* __restrict__ weights,
                                        int ksize, int horizontal) {
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
@@ -63,9 +65,11 @@ template <> __device__ __forceinline__ __half store<__half>(float v) { return __
 
 // Second pass: uint8 -> RGB planar, normalized, straight into the engine's input buffer.
 template <typename T>
-__device__ void resample_normalize(const unsigned char* __restrict__ src, int src_w, T* __restrict__ dst,
-                                   int dst_h, int dst_w, const int* __restrict__ bounds,
-                                   const int* __restrict__ weights, int ksize, int horizontal, Norm n) {
+__device__ void resample_normalize(const unsigned char* __restrict__ src, int src_w,
+                                   T* __restrict__ dst, int dst_h, int dst_w,
+                                   const int* __restrict__ bounds,
+                                   const int* __restrict__ weights, int ksize, int horizontal,
+                                   Norm n) {
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= dst_w || y >= dst_h) return;
@@ -78,16 +82,19 @@ __device__ void resample_normalize(const unsigned char* __restrict__ src, int sr
     }
 }
 
-extern "C" __global__ void resample_normalize_f32(const unsigned char* src, int src_w, float* dst, int dst_h,
-                                                  int dst_w, const int* bounds, const int* weights, int ksize,
-                                                  int horizontal, NORM_ARGS) {
+extern "C" __global__ void resample_normalize_f32(const unsigned char* src, int src_w,
+                                                  float* dst, int dst_h, int dst_w,
+                                                  const int* bounds, const int* weights,
+                                                  int ksize, int horizontal, NORM_ARGS) {
     Norm n = NORM_INIT;
     resample_normalize<float>(src, src_w, dst, dst_h, dst_w, bounds, weights, ksize, horizontal, n);
 }
 
-extern "C" __global__ void resample_normalize_f16(const unsigned char* src, int src_w, __half* dst, int dst_h,
-                                                  int dst_w, const int* bounds, const int* weights, int ksize,
-                                                  int horizontal, NORM_ARGS) {
+extern "C" __global__ void resample_normalize_f16(const unsigned char* src, int src_w,
+                                                  __half* dst, int dst_h, int dst_w,
+                                                  const int* bounds, const int* weights,
+                                                  int ksize, int horizontal, NORM_ARGS) {
     Norm n = NORM_INIT;
-    resample_normalize<__half>(src, src_w, dst, dst_h, dst_w, bounds, weights, ksize, horizontal, n);
+    resample_normalize<__half>(src, src_w, dst, dst_h, dst_w, bounds, weights, ksize, horizontal,
+                               n);
 }

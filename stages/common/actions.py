@@ -48,13 +48,13 @@ def check_vars(cmdline_vars):
     from stages.common.schema import VARIABLES
     for name in sorted(cmdline_vars or {}):
         if name not in VARIABLES:
-            raise ConfigError("Unknown variable '%s=' on the command line: known variables are %s." % (
-                name, ", ".join(sorted(VARIABLES))))
+            raise ConfigError("Unknown variable '%s=' on the command line: known variables are "
+                              "%s." % (name, ", ".join(sorted(VARIABLES))))
     return dict((k, v) for k, v in (cmdline_vars or {}).items() if k != "config")
 
 
-INTERRUPTED = ("interrupted (Ctrl-C); every artifact is whole (written to a temp file, then renamed): "
-               "run the same doit command again to finish.")
+INTERRUPTED = ("interrupted (Ctrl-C); every artifact is whole (written to a temp file, then "
+               "renamed): run the same doit command again to finish.")
 
 
 def os_error_sentence(e):
@@ -134,7 +134,8 @@ def fail_at_load(error):
 
 class Reporter(ConsoleReporter):
     """doit's console reporter, printing our errors as one line instead of a framed block.
-    Only the public reporter API (add_failure) is overridden: it is the same on doit 0.34 and 0.37."""
+    Only the public reporter API (add_failure) is overridden: it is the same on doit 0.34 and
+    0.37."""
 
     def add_failure(self, task, fail):
         message = getattr(fail, "message", "") or ""

@@ -11,7 +11,8 @@ from stages.common import files
 
 # The device wing only: stages/host/ (torch, transformers) never travels to the device.
 CODE_DIRS = ("stages/common", "stages/device", "runtime")
-TOP_FILES = ("dodo.py", "pipeline.yaml", "requirements-device.txt", "README.md", "stages/__init__.py")
+TOP_FILES = ("dodo.py", "pipeline.yaml", "requirements-device.txt", "README.md",
+             "stages/__init__.py")
 MANIFEST_NAME = "BUNDLE_MANIFEST.json"
 
 
@@ -50,7 +51,8 @@ def run_bundle(cfg, layout):
     with files.atomic_path(layout.bundle, suffix=".tar.gz") as tmp:
         with tarfile.open(tmp, "w:gz") as tar:
             for n in names:
-                tar.add(n, arcname=os.path.join("segformer-trt", n), recursive=False, filter=_readable)
+                tar.add(n, arcname=os.path.join("segformer-trt", n), recursive=False,
+                        filter=_readable)
             blob = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
             info = tarfile.TarInfo(os.path.join("segformer-trt", MANIFEST_NAME))
             info.size, info.mtime, info.mode = len(blob), int(time.time()), files.FILE_MODE

@@ -1,4 +1,5 @@
-"""Numeric comparisons shared by the onnx parity check and verify (one definition of each metric)."""
+"""Numeric comparisons shared by the onnx parity check and verify (one definition of each
+metric)."""
 import numpy as np
 
 

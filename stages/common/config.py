@@ -20,7 +20,8 @@ def load(path="pipeline.yaml", variables=None):
     variables: the command line's name=value pairs (strings), applied through VARIABLES."""
     full = path if os.path.isabs(path) else os.path.join(ROOT, path)
     if not os.path.isfile(full):
-        raise ConfigError("The pipeline file %s does not exist: create it or pass config=PATH." % path)
+        raise ConfigError("The pipeline file %s does not exist: create it or pass config=PATH."
+                          % path)
     try:
         with open(full, "r") as f:
             raw = yaml.safe_load(f)
@@ -51,7 +52,8 @@ def _override(dotted, name, text):
         elif spec.kind == "float":
             value = float(text)
     except ValueError:
-        raise ConfigError("Key '%s' in %s must be %s, not %r." % (dotted, where, _describe(spec.kind), text))
+        raise ConfigError("Key '%s' in %s must be %s, not %r." % (
+            dotted, where, _describe(spec.kind), text))
     if spec.kind == "bool":
         value = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(
             text.lower(), text)
@@ -92,7 +94,8 @@ def _value(value, spec, key, fname, base):
     expected = {"bool": bool, "int": int, "float": (int, float), "str": str, "choice": str,
                 "path": str, "outpath": str, "outdir": str, "source": str}[kind]
     if isinstance(value, bool) and kind != "bool" or not isinstance(value, expected):
-        raise ConfigError("Key '%s' in %s must be %s, not %r." % (key, fname, _describe(kind), value))
+        raise ConfigError("Key '%s' in %s must be %s, not %r." % (
+            key, fname, _describe(kind), value))
     if spec.choices and value not in spec.choices:
         raise ConfigError("Key '%s' in %s must be one of %s, not %r." % (
             key, fname, ", ".join(spec.choices), value))
@@ -126,7 +129,8 @@ def _relative(value, base):
 def _path(value, key, fname, base, must_exist):
     rel = _relative(value, base)
     if must_exist and not os.path.exists(os.path.join(ROOT, rel)):
-        raise ConfigError("Key '%s' in %s names %s, which does not exist: fix the path." % (key, fname, value))
+        raise ConfigError("Key '%s' in %s names %s, which does not exist: fix the path." % (
+            key, fname, value))
     return rel
 
 
@@ -152,7 +156,8 @@ def _outdir(value, key, fname, base):
     rel = _relative(value, base)
     full = os.path.join(ROOT, rel)
     if os.path.exists(full) and not os.path.isdir(full):
-        raise ConfigError("Key '%s' in %s names %s, which is a file: give a folder." % (key, fname, value))
+        raise ConfigError("Key '%s' in %s names %s, which is a file: give a folder." % (
+            key, fname, value))
     return os.path.abspath(full) if rel.startswith("..") else rel
 
 

@@ -56,4 +56,5 @@ class targets_intact(object):
         return not self.changed
 
     def __repr__(self):
-        return "targets changed since this link wrote them: %s" % (", ".join(self.changed) or "none")
+        return "targets changed since this link wrote them: %s" % (", ".join(self.changed)
+                                                                   or "none")

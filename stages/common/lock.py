@@ -1,4 +1,5 @@
-"""One doit run at a time per artifacts folder: `<artifacts>/.doit.json.lock`, an fcntl lock held from
+"""One doit run at a time per artifacts folder: `<artifacts>/.doit.json.lock`, an fcntl lock held
+from
 dodo.py's load (before doit reads its state file) until the process exits. A second run in the
 same folder says so in one line and waits; it then reads the first run's final state, so the
 links the first run made are up to date for it. Commands that only read (list, info, help,
@@ -53,5 +54,6 @@ def acquire(artifacts, out=None):
     _held[artifacts] = f
     gone = remove_stale_temps(artifacts, started)
     if gone:
-        out.write("doit: removed %d temp file(s) an interrupted run left in %s.\n" % (len(gone), artifacts))
+        out.write("doit: removed %d temp file(s) an interrupted run left in %s.\n" % (
+            len(gone), artifacts))
     return gone

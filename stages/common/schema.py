@@ -2,7 +2,8 @@
 variables, each of which overrides named keys (so `alpha=2` is checked by the same rule, with the
 same message, as `infer.alpha: 2`). stages.common.config applies it."""
 
-TRT_TARGETS = ("8.0", "8.2", "8.4", "8.5", "8.6", "10", "11", "rtx")  # rtx: TensorRT-RTX (11.1 table)
+# rtx: TensorRT-RTX (11.1 table)
+TRT_TARGETS = ("8.0", "8.2", "8.4", "8.5", "8.6", "10", "11", "rtx")
 BACKENDS = ("auto", "tensorrt", "onnxruntime")  # the same tuple as runtime.backends.BACKENDS
 
 
@@ -83,7 +84,8 @@ SCHEMA = {
 # name= on the command line -> (help, the keys it overrides). `config` picks the pipeline file.
 VARIABLES = {
     "config": ("the pipeline file (default pipeline.yaml)", ()),
-    "image": ("an image, folder, video, camera index or GStreamer pipeline (infer)", ("infer.image",)),
+    "image": ("an image, folder, video, camera index or GStreamer pipeline (infer)",
+              ("infer.image",)),
     "out": ("the output folder (infer)", ("infer.out",)),
     "alpha": ("the overlay blend 0..1 (infer)", ("infer.alpha",)),
     "mode": ("overlay, mask or both (infer)", ("infer.mode",)),

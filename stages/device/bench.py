@@ -10,7 +10,8 @@ import numpy as np
 from stages.device import settings as device
 from stages.common import files
 
-TARGETS = {"postprocess_speedup_min": 30.0, "preprocess_speedup_min": 10.0, "prepost_share_of_engine_max": 0.05,
+TARGETS = {"postprocess_speedup_min": 30.0, "preprocess_speedup_min": 10.0,
+           "prepost_share_of_engine_max": 0.05,
            "onnxruntime_vs_torch_min": 1.0}
 
 
@@ -54,14 +55,17 @@ def synthetic_case(classes=35, size=(1080, 1920), logits_hw=(128, 128), seed=0):
     """A 1080p BGR frame and smooth 35x128x128 logits, as from a real SegFormer-B4 at 512x512."""
     import cv2
     rng = np.random.RandomState(seed)
-    image = cv2.resize(rng.randint(0, 256, (68, 120, 3)).astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+    image = cv2.resize(rng.randint(0, 256, (68, 120, 3)).astype(np.uint8), (size[1], size[0]),
+                       interpolation=cv2.INTER_CUBIC)
     small = rng.randn(classes, 16, 16).astype(np.float32) * 4
-    logits = np.stack([cv2.resize(c, logits_hw[::-1], interpolation=cv2.INTER_CUBIC) for c in small])[None]
+    logits = np.stack([cv2.resize(c, logits_hw[::-1], interpolation=cv2.INTER_CUBIC)
+                       for c in small])[None]
     return image, logits
 
 
 def kernel_ratios(layout, n, warmup, engine_infer_ms=None):
-    """GPU pre/post kernels vs the CPU reference path, alternated in one run (or None without a GPU)."""
+    """GPU pre/post kernels vs the CPU reference path, alternated in one run (or None without a
+    GPU)."""
     from stages.device.select import kernels_for_this_gpu
     kernels = kernels_for_this_gpu(layout, required=False)
     if kernels is None:
@@ -71,8 +75,8 @@ def kernel_ratios(layout, n, warmup, engine_infer_ms=None):
     image, logits = synthetic_case()
     meta = {"input": {"shape": [1, 3, 512, 512]}, "output": {"shape": list(logits.shape)},
             "palette": [[0, 0, 0]] * logits.shape[1],
-            "preprocess": {"scale": 1 / 255.0, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-                           "pass_order": "pillow13"}}
+            "preprocess": {"scale": 1 / 255.0, "mean": [0.485, 0.456, 0.406],
+                           "std": [0.229, 0.224, 0.225], "pass_order": "pillow13"}}
     gpu = GpuPipeline(kernels, meta)
     gpu.upload_logits(logits)
     gpu.upload(image)
@@ -93,19 +97,26 @@ def kernel_ratios(layout, n, warmup, engine_infer_ms=None):
            "gpu_download_ms": percentiles(timed(gpu.download_mask, n, warmup)),
            "cpu_preprocess_ms": percentiles(timed(lambda: reference.preprocess(
                image, 512, 512, pre["mean"], pre["std"], pre["scale"]), max(3, n // 5), 1)),
-           "cpu_postprocess_ms": percentiles(timed(lambda: reference.upsample_argmax(logits, 1080, 1920), max(3, n // 5), 1))}
+           "cpu_postprocess_ms": percentiles(timed(lambda: reference.upsample_argmax(
+               logits, 1080, 1920), max(3, n // 5), 1))}
     p50 = dict((k, v["p50"]) for k, v in res.items() if k.endswith("_ms"))
-    res["preprocess_speedup"] = p50["cpu_preprocess_ms"] / (p50["gpu_upload_ms"] + p50["gpu_preprocess_ms"])
-    res["postprocess_speedup"] = p50["cpu_postprocess_ms"] / (p50["gpu_postprocess_ms"] + p50["gpu_download_ms"])
-    res["speedups_include"] = "the GPU side includes the image upload (pre) and the mask download (post)"
+    res["preprocess_speedup"] = p50["cpu_preprocess_ms"] / (p50["gpu_upload_ms"]
+                                                            + p50["gpu_preprocess_ms"])
+    res["postprocess_speedup"] = p50["cpu_postprocess_ms"] / (p50["gpu_postprocess_ms"]
+                                                              + p50["gpu_download_ms"])
+    res["speedups_include"] = ("the GPU side includes the image upload (pre) and the mask download "
+                               "(post)")
     if engine_infer_ms:
-        res["prepost_share_of_engine"] = (p50["gpu_preprocess_ms"] + p50["gpu_postprocess_ms"]) / engine_infer_ms
-    from runtime import benchmarks  # issue 16: the early-out vs every class at every pixel, same run
+        res["prepost_share_of_engine"] = ((p50["gpu_preprocess_ms"] + p50["gpu_postprocess_ms"])
+                                          / engine_infer_ms)
+    # issue 16: the early-out vs every class at every pixel, same run
+    from runtime import benchmarks
     res["gpu_postprocess_early_vs_full"] = benchmarks.gpu_post(gpu, n=max(20, n), warmup=5)
     real = realistic_logits(layout)
     if real is not None:
         gpu.upload_logits(real)
-        res["gpu_postprocess_early_vs_full_realistic"] = benchmarks.gpu_post(gpu, n=max(20, n), warmup=5)
+        res["gpu_postprocess_early_vs_full_realistic"] = benchmarks.gpu_post(gpu, n=max(20, n),
+                                                                             warmup=5)
     return res
 
 
@@ -133,9 +144,11 @@ def stream_fps(seg, image_path, frames):
     def make_frames():
         return (np.roll(read_image(image_path), 8 * i, axis=1) for i in range(frames))
     try:
-        return compare_modes(make_frames, lambda im: seg.segment(im, overlay_alpha=0.5), lambda im, r: None,
+        return compare_modes(make_frames, lambda im: seg.segment(im, overlay_alpha=0.5),
+                             lambda im, r: None,
                              digest=lambda r: r.mask.tobytes() + r.overlay.tobytes(),
-                             side=lambda im, r: write_outputs(seg, r, out, "%d" % id(r), {"mode": "both"}))
+                             side=lambda im, r: write_outputs(seg, r, out, "%d" % id(r),
+                                                              {"mode": "both"}))
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -154,13 +167,16 @@ def run_bench(cfg, layout, cpu_compare=None):
     seg = open_runtime(layout, cfg["bench"]["backend"])
     load_ms = 1000.0 * (time.perf_counter() - t0)
     fp = device.fingerprint()
-    report = {"device": fp, "runtime": describe(seg), "image": cfg["bench"]["image"], "iterations": n,
+    report = {"device": fp, "runtime": describe(seg), "image": cfg["bench"]["image"],
+              "iterations": n,
               "warmup": warmup, "targets": TARGETS, "load_ms": load_ms, "conditions": conditions}
     report["pipeline"] = pipeline_bench(seg, cfg["bench"]["image"], n, warmup)
     engine_ms = report["pipeline"]["infer"]["p50"] if seg.backend.name == "tensorrt" else None
     report["kernels_vs_cpu"] = kernel_ratios(layout, n, warmup, engine_ms)
-    from runtime import benchmarks  # issue 16: CPU post full vs early-out, stream sequential vs pipelined
-    report["cpu_postprocess_early_vs_full"] = benchmarks.cpu_post(synthetic_case()[1], 1080, 1920, n=max(3, n // 10))
+    # issue 16: CPU post full vs early-out, stream sequential vs pipelined
+    from runtime import benchmarks
+    report["cpu_postprocess_early_vs_full"] = benchmarks.cpu_post(synthetic_case()[1], 1080, 1920,
+                                                                  n=max(3, n // 10))
     report["stream"] = stream_fps(seg, cfg["bench"]["image"], max(10, n))
     if seg.backend.name == "tensorrt":
         report["trtexec"] = doctor.trtexec_crosscheck(seg.backend.source, n)
@@ -177,29 +193,34 @@ def print_summary(r, path):
     print("bench: %s, pre/post on the %s, %s, %d iterations" % (
         r["runtime"]["backend"], r["runtime"]["pre_post"].upper(), r["image"], r["iterations"]))
     for k in sorted(k for k in p if k != "fps"):
-        print("  %-12s p50 %8.2f  p90 %8.2f  p99 %8.2f ms" % (k, p[k]["p50"], p[k]["p90"], p[k]["p99"]))
-    print("  FPS (p50 of total): %.1f; loading the model (deserialize, buffers, kernels) took %.0f ms" % (
-        p["fps"], r["load_ms"]))
+        print("  %-12s p50 %8.2f  p90 %8.2f  p99 %8.2f ms" % (
+            k, p[k]["p50"], p[k]["p90"], p[k]["p99"]))
+    print("  FPS (p50 of total): %.1f; loading the model (deserialize, buffers, kernels) took "
+          "%.0f ms" % (p["fps"], r["load_ms"]))
     k = r.get("kernels_vs_cpu")
     if k:
-        print("  GPU vs CPU at %s, logits %s: preprocess %.1fx, postprocess %.1fx faster (with transfers)" % (
-            k["image"], k["logits"], k["preprocess_speedup"], k["postprocess_speedup"]))
+        print("  GPU vs CPU at %s, logits %s: preprocess %.1fx, postprocess %.1fx faster (with "
+              "transfers)" % (
+                  k["image"], k["logits"], k["preprocess_speedup"], k["postprocess_speedup"]))
         if "prepost_share_of_engine" in k:
-            print("  GPU pre+post kernels = %.1f%% of engine inference" % (100 * k["prepost_share_of_engine"]))
-    g, c, st = (k or {}).get("gpu_postprocess_early_vs_full"), r["cpu_postprocess_early_vs_full"], r["stream"]
+            print("  GPU pre+post kernels = %.1f%% of engine inference" % (
+                100 * k["prepost_share_of_engine"]))
+    g, c, st = ((k or {}).get("gpu_postprocess_early_vs_full"), r["cpu_postprocess_early_vs_full"],
+                r["stream"])
     gr = (k or {}).get("gpu_postprocess_early_vs_full_realistic")
     for where, e in (("GPU", g), ("GPU, golden logits at 128x128", gr), ("CPU", c)):
         if e:
-            print("  post-processing on the %s, 1080p: full p50 %.3f ms, early-out %.3f ms (%.1fx), masks %s" % (
-                where, e["full_ms"]["p50"], e["early_ms"]["p50"], e["speedup"],
-                "identical" if e["identical"] else "DIFFER"))
+            print("  post-processing on the %s, 1080p: full p50 %.3f ms, early-out %.3f ms "
+                  "(%.1fx), masks %s" % (
+                      where, e["full_ms"]["p50"], e["early_ms"]["p50"], e["speedup"],
+                      "identical" if e["identical"] else "DIFFER"))
     print("  stream (%d frames): sequential %.1f FPS, pipelined %.1f FPS (%.2fx), outputs %s" % (
         st["pipelined"]["frames"], st["sequential"]["fps"], st["pipelined"]["fps"], st["speedup"],
         "identical" if st["identical"] else "DIFFER"))
     t = r.get("trtexec")
     if t and "gpu_compute_median_ms" in t:
-        print("  trtexec --loadEngine (TensorRT's own timing): GPU compute median %.2f ms vs this runtime's "
-              "infer p50 %.2f ms" % (t["gpu_compute_median_ms"], p["infer"]["p50"]))
+        print("  trtexec --loadEngine (TensorRT's own timing): GPU compute median %.2f ms vs this "
+              "runtime's infer p50 %.2f ms" % (t["gpu_compute_median_ms"], p["infer"]["p50"]))
     elif t:
         print("  trtexec cross-check failed: %s" % t.get("error"))
     cond = r["conditions"]

@@ -12,7 +12,8 @@ from stages.device.doctor import check_build_memory
 
 
 def load_onnx(layout):
-    """model.onnx's bytes and its sidecar, refused when the file is not the one the sidecar names."""
+    """model.onnx's bytes and its sidecar, refused when the file is not the one the sidecar
+    names."""
     from runtime.backends import checked_onnx_sidecar
     meta = checked_onnx_sidecar(layout.onnx_model)
     with open(layout.onnx_model, "rb") as f:
@@ -26,21 +27,24 @@ def precision_report(layout, meta):
         return None
     report = files.read_json(layout.precision_report)
     if report.get("onnx_sha256") != meta["onnx_sha256"]:
-        raise ArtifactError("%s was made from another model.onnx than %s: rerun `doit precision` on the "
-                            "host, or copy both from one bundle." % (layout.precision_report, layout.onnx_model))
+        raise ArtifactError("%s was made from another model.onnx than %s: rerun `doit precision` "
+                            "on the host, or copy both from one bundle." % (
+                                layout.precision_report, layout.onnx_model))
     return report
 
 
 def mixed_model(layout, report, trt_version):
     if report is None or not os.path.isfile(layout.precision_model):
-        raise EngineError("engine.precision is fp16 and TensorRT %s is strongly typed, so the engine is built "
-                          "from %s, which is missing: run `doit precision` on the host and copy the bundle "
-                          "again, or set engine.precision: fp32." % (trt_version, layout.precision_model))
+        raise EngineError("engine.precision is fp16 and TensorRT %s is strongly typed, so the "
+                          "engine is built from %s, which is missing: run `doit precision` on the "
+                          "host and copy the bundle again, or set engine.precision: fp32." % (
+                              trt_version, layout.precision_model))
     with open(layout.precision_model, "rb") as f:
         data = f.read()
     if files.sha256_bytes(data) != report.get("mixed_sha256"):
-        raise ArtifactError("%s does not match the mixed_sha256 in %s (damaged, or from another run): rerun "
-                            "`doit precision` on the host." % (layout.precision_model, layout.precision_report))
+        raise ArtifactError("%s does not match the mixed_sha256 in %s (damaged, or from another "
+                            "run): rerun `doit precision` on the host." % (
+                                layout.precision_model, layout.precision_report))
     return data
 
 
@@ -58,7 +62,8 @@ def build_source(trt, engine_cfg, layout, data, meta):
     elif report is not None:
         source["islands"] = report["islands"]
     else:  # before the precision link existed: the LayerNorm/Softmax groups of engine.keep_fp32
-        source["islands"] = tp.islands_from_groups(meta.get("precision_groups", {}), engine_cfg["keep_fp32"])
+        source["islands"] = tp.islands_from_groups(meta.get("precision_groups", {}),
+                                                   engine_cfg["keep_fp32"])
     return source
 
 
@@ -69,7 +74,8 @@ def run_build(cfg, layout):
     fp = device.fingerprint()
     if not (fp["gpu"] and fp["tensorrt"]):
         device.refuse_engine()
-    check_build_memory(layout.onnx_model, engine_cfg["workspace_mb"])  # issue 15: enough RAM + swap?
+    # issue 15: enough RAM + swap?
+    check_build_memory(layout.onnx_model, engine_cfg["workspace_mb"])
     import tensorrt as trt
     folder = device.engine_folder(layout)
     data, meta = load_onnx(layout)
@@ -77,7 +83,8 @@ def run_build(cfg, layout):
     cache = folder.read_timing_cache() if engine_cfg["timing_cache"] else None
     previous = folder.previous_build_seconds()
     print("build_engine: %s -> %s (%s, %s typing, workspace %d MB, timing cache %s%s)" % (
-        source["name"], folder.path, engine_cfg["precision"], source["typing"], engine_cfg["workspace_mb"],
+        source["name"], folder.path, engine_cfg["precision"], source["typing"],
+        engine_cfg["workspace_mb"],
         "saved" if cache else "new", ", previous build %d s" % previous if previous else ""))
     lines, t0 = [], time.time()
     try:
@@ -98,14 +105,17 @@ def summary_lines(info):
     p, out = info["precision"], []
     if p["typing"] == "weak":
         out.append("fp32 pinned: %d layers for %d islands (%s)" % (
-            len(p["pinned_layers"]), p["islands"], ", ".join("%s %d" % kv for kv in sorted(p["pinned_by_op"].items()))))
+            len(p["pinned_layers"]), p["islands"],
+            ", ".join("%s %d" % kv for kv in sorted(p["pinned_by_op"].items()))))
     elif p["typing"] == "strong":
         out.append("strongly typed from %s" % info["onnx"])
     else:
         out.append("fp32 engine")
     ins = info["inspector"]
-    out.append("inspector: " + (", ".join("%s %d" % kv for kv in sorted(ins["layers_per_precision"].items()))
-                                + " engine layers" if ins["available"] else "unavailable (%s)" % ins["reason"]))
+    out.append("inspector: "
+               + (", ".join("%s %d" % kv for kv in sorted(ins["layers_per_precision"].items()))
+                  + " engine layers" if ins["available"] else "unavailable (%s)" % ins["reason"]))
     out.append("workspace %d MB via %s%s" % (info["workspace_mb"], info["workspace_api"],
-                                             " (after an out-of-memory retry)" if info["oom_retry"] else ""))
+                                             " (after an out-of-memory retry)" if info["oom_retry"]
+                                             else ""))
     return out

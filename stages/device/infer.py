@@ -17,8 +17,8 @@ def options(cfg):
     checked by the schema) in the shape this module uses."""
     c = cfg["infer"]
     if not c["image"]:
-        raise ConfigError("doit infer needs image=PATH: an image, a folder, a video, a camera index or a "
-                          "GStreamer pipeline.")
+        raise ConfigError("doit infer needs image=PATH: an image, a folder, a video, a camera "
+                          "index or a GStreamer pipeline.")
     return {"image": c["image"], "out": c["out"], "alpha": c["alpha"], "mode": c["mode"],
             "backend": c["backend"], "max_mp": c["max_megapixels"], "limit": c["n"] or 0,
             "sequential": c["sequential"]}
@@ -56,7 +56,8 @@ def write_outputs(seg, result, out_dir, stem, opts):
     import cv2
     from runtime.palette import encode_mask_png
     if opts["mode"] in ("mask", "both"):
-        files.write_bytes(os.path.join(out_dir, stem + "_mask.png"), encode_mask_png(result.mask, seg.palette))
+        files.write_bytes(os.path.join(out_dir, stem + "_mask.png"),
+                          encode_mask_png(result.mask, seg.palette))
     if opts["mode"] in ("overlay", "both"):
         jpg = cv2.imencode(".jpg", result.overlay, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
         files.write_bytes(os.path.join(out_dir, stem + "_overlay.jpg"), jpg)
@@ -94,8 +95,9 @@ def infer_images(seg, paths, opts, stats):
         if result is None:
             print("infer: [%d/%d] skipped: %s" % (i + 1, len(paths), image))
             return
-        print("infer: [%d/%d] %s %dx%d: %s" % (i + 1, len(paths), path, image.shape[1], image.shape[0], ", ".join(
-            "%s %.1f ms" % kv for kv in sorted(result.timings.items()))))
+        print("infer: [%d/%d] %s %dx%d: %s" % (
+            i + 1, len(paths), path, image.shape[1], image.shape[0], ", ".join(
+                "%s %.1f ms" % kv for kv in sorted(result.timings.items()))))
     run_stream(frames(), segment, report, pipelined=not opts.get("sequential"), side=side)
 
 
@@ -105,10 +107,11 @@ def infer_stream(seg, source, kind, opts, stats):
     import cv2
     from runtime.stream import run_stream
     cap = cv2.VideoCapture(int(source)) if kind == "camera" else (
-        cv2.VideoCapture(source, cv2.CAP_GSTREAMER) if kind == "gstreamer" else cv2.VideoCapture(source))
+        cv2.VideoCapture(source, cv2.CAP_GSTREAMER) if kind == "gstreamer"
+        else cv2.VideoCapture(source))
     if not cap.isOpened():
-        raise ImageError("%s cannot be opened as a %s: check the path or device (OpenCV needs FFmpeg for files "
-                         "and GStreamer for pipelines)." % (source, kind))
+        raise ImageError("%s cannot be opened as a %s: check the path or device (OpenCV needs "
+                         "FFmpeg for files and GStreamer for pipelines)." % (source, kind))
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "video" else 0
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     stem = os.path.splitext(os.path.basename(source))[0] if kind == "video" else kind
@@ -129,7 +132,8 @@ def infer_stream(seg, source, kind, opts, stats):
 
     def side(frame, out):
         if opts["mode"] in ("mask", "both"):
-            write_outputs(seg, out[1], os.path.join(opts["out"], stem + "_masks"), "%06d" % out[0], {"mode": "mask"})
+            write_outputs(seg, out[1], os.path.join(opts["out"], stem + "_masks"), "%06d" % out[0],
+                          {"mode": "mask"})
 
     def write(frame, out):
         if state["writer"] is None:
@@ -141,7 +145,8 @@ def infer_stream(seg, source, kind, opts, stats):
     try:
         with files.atomic_path(video_path, suffix=".mp4") as tmp:
             state["tmp"] = tmp
-            run_stream(frames(), segment, write, pipelined=not opts.get("sequential"), n=opts["limit"] or None,
+            run_stream(frames(), segment, write, pipelined=not opts.get("sequential"),
+                       n=opts["limit"] or None,
                        side=side)
             if state["writer"] is not None:
                 state["writer"].release()
@@ -156,14 +161,14 @@ def run_infer(cfg, layout):
     opts = options(cfg)
     kind = source_kind(opts["image"])
     if kind in ("folder", "image", "video") and not os.path.exists(opts["image"]):
-        raise ImageError("image=%s does not exist: give an image, a folder, a video, a camera index or a "
-                         "GStreamer pipeline." % opts["image"])
+        raise ImageError("image=%s does not exist: give an image, a folder, a video, a camera "
+                         "index or a GStreamer pipeline." % opts["image"])
     from stages.device.outputs import check_folder, failure
     check_folder(opts["out"])  # out= a file, unwritable or read-only: one sentence, before any work
     seg = open_runtime(layout, opts["backend"])
     info = describe(seg)
-    print("infer: %s -> %s (backend %s, pre/post on the %s)" % (opts["image"], opts["out"], info["backend"],
-                                                                  info["pre_post"].upper()))
+    print("infer: %s -> %s (backend %s, pre/post on the %s)" % (
+        opts["image"], opts["out"], info["backend"], info["pre_post"].upper()))
     stats = Stats()
     if kind in ("folder", "image"):
         paths = list_images(opts["image"]) if kind == "folder" else [opts["image"]]

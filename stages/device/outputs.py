@@ -12,15 +12,16 @@ from stages.common.errors import ArtifactError, ConfigError, ImageError
 def check_folder(out):
     """Create out= if needed and prove it writable with a probe file; one sentence otherwise."""
     if os.path.exists(out) and not os.path.isdir(out):
-        raise ConfigError("out=%s is a file: give a folder for the results (it is created if needed)." % out)
+        raise ConfigError("out=%s is a file: give a folder for the results (it is created if "
+                          "needed)." % out)
     try:
         os.makedirs(out, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=out)
         os.close(fd)
         os.remove(probe)
     except OSError as e:
-        raise ArtifactError("out=%s cannot be written (%s): choose a writable folder with out=DIR." % (
-            out, _reason(e)))
+        raise ArtifactError("out=%s cannot be written (%s): choose a writable folder with "
+                            "out=DIR." % (out, _reason(e)))
 
 
 def _reason(e):
@@ -61,7 +62,7 @@ def failure(failed, done, out):
     """The closing error when some inputs could not be read (ImageError)."""
     total = failed + done
     if done:
-        return ImageError("%d of %d inputs could not be read (listed above as skipped); the other %d were "
-                          "written to %s." % (failed, total, done, out))
-    return ImageError("None of the %d inputs could be read (listed above as skipped); nothing was written: "
-                      "replace or remove them." % total)
+        return ImageError("%d of %d inputs could not be read (listed above as skipped); the other "
+                          "%d were written to %s." % (failed, total, done, out))
+    return ImageError("None of the %d inputs could be read (listed above as skipped); nothing was "
+                      "written: replace or remove them." % total)

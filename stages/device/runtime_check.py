@@ -15,8 +15,9 @@ def find_nvcc():
     fallback = os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "nvcc")
     nvcc = shutil.which("nvcc") or (fallback if os.path.isfile(fallback) else None)
     if not nvcc:
-        raise DeviceError("nvcc is not on PATH, so the CUDA kernels cannot be compiled: run `export "
-                          "PATH=/usr/local/cuda/bin:$PATH` (JetPack installs it there) and retry.")
+        raise DeviceError("nvcc is not on PATH, so the CUDA kernels cannot be compiled: run "
+                          "`export PATH=/usr/local/cuda/bin:$PATH` (JetPack installs it there) and "
+                          "retry.")
     return nvcc
 
 
@@ -35,10 +36,12 @@ def compile_kernels(out_dir, arch):
         nvcc = nvcc or find_nvcc()
         with files.atomic_path(cubin, suffix=".cubin") as tmp:
             proc = subprocess.Popen([nvcc, "-cubin", "-arch=" + arch, "-O3", "-o", tmp, src],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    universal_newlines=True)
             log = proc.communicate()[0]
             if proc.returncode != 0:
-                raise DeviceError("nvcc could not compile %s for %s: %s" % (src, arch, log.strip().splitlines()[-1:]))
+                raise DeviceError("nvcc could not compile %s for %s: %s" % (
+                    src, arch, log.strip().splitlines()[-1:]))
         record[name] = sha
         print("runtime_check: compiled %s -> %s" % (src, cubin))
     files.write_json(record_path, record)
@@ -60,7 +63,8 @@ def run_check(cfg, layout):
     result = seg.segment(image)
     agree = mask_metrics(result.mask, load_case(rec)[2], seg.labels)["mask_agreement"]
     info = describe(seg)
-    print("runtime_check: %s on %s, pre/post on the %s" % (info["backend"], info["model"], info["pre_post"].upper()))
+    print("runtime_check: %s on %s, pre/post on the %s" % (
+        info["backend"], info["model"], info["pre_post"].upper()))
     print("runtime_check: %s %dx%d: %s; mask agreement with golden %.4f%%" % (
         rec["source"], image.shape[1], image.shape[0],
         ", ".join("%s %.2f ms" % kv for kv in sorted(result.timings.items())), 100 * agree))

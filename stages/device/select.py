@@ -10,13 +10,14 @@ def kernels_for_this_gpu(layout, required):
     """Loaded cubins for this GPU, or None (CPU ops) when they are absent and not required."""
     if device.fingerprint()["gpu"] is None:
         if required:
-            raise DeviceError("The GPU kernels need a CUDA GPU with pycuda, and this machine has none: "
-                              "run on the device, or use the CPU path.")
+            raise DeviceError("The GPU kernels need a CUDA GPU with pycuda, and this machine has "
+                              "none: run on the device, or use the CPU path.")
         return None
     from runtime.cuda_ops import Kernels, arch
     folder = layout.kernels_dir(arch())
     if not os.path.isdir(folder) and not required:
-        print("note: CUDA kernels are not compiled for this GPU yet (doit runtime_check); using the CPU ops.")
+        print("note: CUDA kernels are not compiled for this GPU yet (doit runtime_check); using "
+              "the CPU ops.")
         return None
     return Kernels(folder)
 
@@ -26,7 +27,8 @@ def open_runtime(layout, backend="auto", keep_logits=False, pre_post="auto"):
     runtime.backends.open_backend, from this device's engine folder and model.onnx."""
     from runtime.backends import open_backend
     from runtime.segmenter import Segmenter
-    b = open_backend(backend, device.engine_folder(layout), layout.onnx_model, device.identity(device.fingerprint()))
+    b = open_backend(backend, device.engine_folder(layout), layout.onnx_model,
+                     device.identity(device.fingerprint()))
     kernels = None if pre_post == "cpu" else kernels_for_this_gpu(layout, pre_post == "gpu")
     return Segmenter(b, kernels, keep_logits)
 

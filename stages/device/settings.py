@@ -49,11 +49,11 @@ def refuse(message):
 
 
 def refuse_engine():
-    raise DeviceError("TensorRT engines are built on the target device, and this machine has no TensorRT "
-                      "or no CUDA GPU (pycuda): copy the bundle there (doit bundle) and run "
-                      "`doit build_engine` on the device.")
+    raise DeviceError("TensorRT engines are built on the target device, and this machine has no "
+                      "TensorRT or no CUDA GPU (pycuda): copy the bundle there (doit bundle) and "
+                      "run `doit build_engine` on the device.")
 
 
 def refuse_cuda(task):
-    raise DeviceError("'doit %s' needs a CUDA GPU with pycuda, and this machine has none: run it on the "
-                      "device (pip install -r requirements-device.txt there)." % task)
+    raise DeviceError("'doit %s' needs a CUDA GPU with pycuda, and this machine has none: run it "
+                      "on the device (pip install -r requirements-device.txt there)." % task)

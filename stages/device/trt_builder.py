@@ -18,7 +18,8 @@ from stages.common.errors import EngineError
 from stages.device import trt_precision as tp
 from stages.device.trt_progress import BuildState, Heartbeat, attach_progress, make_logger, say
 
-OUT_OF_MEMORY = ("out of memory", "could not be allocated", "cudaerrormemoryallocation", "outofmemory",
+OUT_OF_MEMORY = ("out of memory", "could not be allocated", "cudaerrormemoryallocation",
+                 "outofmemory",
                  "insufficient memory", "failed to allocate")
 
 
@@ -40,9 +41,9 @@ def parse(trt, network, logger, onnx_bytes, name="model.onnx"):
         node = e.node_name() if hasattr(e, "node_name") else "#%s" % e.node()
         op = " (%s)" % e.node_operator() if hasattr(e, "node_operator") else ""
         errors.append("node %s%s: %s" % (node, op, e.desc()))
-    raise EngineError("TensorRT %s cannot parse %s: %s; export at an opset and operator set this TensorRT "
-                      "supports (onnx.opset, onnx.target_tensorrt) and rerun doit onnx." % (
-                          trt.__version__, name, "; ".join(errors) or "no details"))
+    raise EngineError("TensorRT %s cannot parse %s: %s; export at an opset and operator set this "
+                      "TensorRT supports (onnx.opset, onnx.target_tensorrt) and rerun doit "
+                      "onnx." % (trt.__version__, name, "; ".join(errors) or "no details"))
 
 
 def use_timing_cache(trt, config, data):
@@ -88,24 +89,25 @@ def build_plan(trt, builder, network, config, settings, lines, state, previous=N
                          "workspace (%d MB)" % mb)
             say(lines[-1] + ".")
             continue
-        raise EngineError("TensorRT could not build the engine (see build.log); if it ran out of memory on a "
-                          "4 GB board, add swap (sudo fallocate -l 4G /swapfile && sudo mkswap /swapfile && "
-                          "sudo swapon /swapfile) or lower engine.workspace_mb.")
+        raise EngineError("TensorRT could not build the engine (see build.log); if it ran out of "
+                          "memory on a 4 GB board, add swap (sudo fallocate -l 4G /swapfile && "
+                          "sudo mkswap /swapfile && sudo swapon /swapfile) or lower "
+                          "engine.workspace_mb.")
 
 
 def apply_precision(trt, builder, config, network, mode, islands):
     if mode == "fp32":
         return {"typing": "fp32"}
     if not getattr(builder, "platform_has_fast_fp16", True):  # gone in 11.x: strong typing decides
-        raise EngineError("engine.precision is fp16, but this GPU has no fast fp16: set engine.precision: fp32 "
-                          "in pipeline.yaml.")
+        raise EngineError("engine.precision is fp16, but this GPU has no fast fp16: set "
+                          "engine.precision: fp32 in pipeline.yaml.")
     if mode == "strong":
         return {"typing": "strong"}
     record = tp.pin_islands(trt, network, islands or [])
     record.update({"typing": "weak", "flags": ["FP16", tp.set_weak_fp16(trt, config)]})
     if record["unmatched_islands"]:
-        say("build_engine: warning: no layer of the parsed network computes the islands %s; they cannot "
-            "be pinned." % ", ".join(record["unmatched_islands"]))
+        say("build_engine: warning: no layer of the parsed network computes the islands %s; they "
+            "cannot be pinned." % ", ".join(record["unmatched_islands"]))
     return record
 
 

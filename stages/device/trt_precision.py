@@ -1,4 +1,5 @@
-"""Precision in the engine link, per TensorRT generation (README "fp16 on each TensorRT generation").
+"""Precision in the engine link, per TensorRT generation (README "fp16 on each TensorRT
+generation").
 
 - typing(): "fp32"; "strong" where the TensorRT has strong typing (the STRONGLY_TYPED network flag
   from 9.0/10.x, always on in 11.x and TensorRT-RTX, which have no BuilderFlag.FP16): the fp16
@@ -32,8 +33,9 @@ def typing(trt, precision):
 
 
 def network_flags(trt, builder, mode):
-    """EXPLICIT_BATCH while implicit batch exists (builder.max_batch_size, <= 8.6); STRONGLY_TYPED for
-    a strong fp16 build where weak typing still exists (10.x); nothing on 11.x, always strong."""
+    """EXPLICIT_BATCH while implicit batch exists (builder.max_batch_size, <= 8.6);
+    STRONGLY_TYPED for a strong fp16 build where weak typing still exists (10.x); nothing on
+    11.x, always strong."""
     kinds, flags = trt.NetworkDefinitionCreationFlag, 0
     if hasattr(builder, "max_batch_size") and hasattr(kinds, "EXPLICIT_BATCH"):
         flags |= 1 << int(kinds.EXPLICIT_BATCH)
@@ -113,7 +115,8 @@ def islands_from_groups(groups, wanted):
     (engine.keep_fp32), one island per group."""
     unknown = [g for g in wanted if g not in groups]
     if unknown:
-        raise EngineError("engine.keep_fp32 names %s, but the ONNX sidecar knows only %s: fix pipeline.yaml."
+        raise EngineError("engine.keep_fp32 names %s, but the ONNX sidecar knows only %s: fix "
+                          "pipeline.yaml."
                           % (", ".join(unknown), ", ".join(sorted(groups))))
     return [{"node": g, "op": g, "outputs": groups[g]["tensors"], "reason": "engine.keep_fp32"}
             for g in wanted]
@@ -129,7 +132,8 @@ def set_detailed_profiling(trt, config):
 
 
 def _tensor_precision(tensor):
-    text = (tensor.get("Format/Datatype") or tensor.get("Datatype") or "") if isinstance(tensor, dict) else ""
+    text = ((tensor.get("Format/Datatype") or tensor.get("Datatype") or "")
+            if isinstance(tensor, dict) else "")
     for token, name in (("FP32", "fp32"), ("Float", "fp32"), ("FP16", "fp16"), ("Half", "fp16"),
                         ("BF16", "bf16"), ("FP8", "fp8"), ("Int32", "int32"), ("INT32", "int32"),
                         ("Int64", "int64"), ("INT64", "int64"), ("Int8", "int8"), ("INT8", "int8"),
@@ -192,16 +196,18 @@ def check_engine(trt, runtime, plan, pins):
     record = {"available": True, "layers": len(layers), "layers_per_precision": summary(layers)}
     bad = offenders(layers, pins) if pins else []
     if bad:
-        raise EngineError("TensorRT %s ran layers pinned to fp32 in fp16 despite the precision constraints: "
-                          "%s; the engine was not saved, so set engine.precision: fp32 in pipeline.yaml "
-                          "(or try another TensorRT, see NVIDIA/TensorRT #3889)." % (
+        raise EngineError("TensorRT %s ran layers pinned to fp32 in fp16 despite the precision "
+                          "constraints: %s; the engine was not saved, so set engine.precision: "
+                          "fp32 in pipeline.yaml (or try another TensorRT, see NVIDIA/TensorRT "
+                          "#3889)." % (
                               trt.__version__, ", ".join(bad[:8]) + (" and %d more" % (len(bad) - 8)
                                                                      if len(bad) > 8 else "")))
     return record
 
 
 def network_types(network):
-    """{output tensor name: 'fp32'|'fp16'|...} of the parsed network (strongly typed: the graph's)."""
+    """{output tensor name: 'fp32'|'fp16'|...} of the parsed network (strongly typed: the
+    graph's)."""
     layers, _ = _layers(network)
     return dict((layer.get_output(j).name, short_name(layer.get_output(j).dtype))
                 for layer in layers for j in range(layer.num_outputs))

@@ -104,7 +104,8 @@ class Heartbeat(object):
         if self.previous:
             left = self.previous - elapsed
             text += (", about %d s left (the previous build here took %d s)" % (left, self.previous)
-                     if left > 0 else ", longer than the previous build here (%d s)" % self.previous)
+                     if left > 0 else ", longer than the previous build here (%d s)"
+                     % self.previous)
         return text + "..."
 
     def _run(self):

@@ -33,8 +33,8 @@ def check_shapes(backend, golden_tensor, golden_logits, rec):
     got = (tuple(golden_tensor.shape), tuple(golden_logits.shape))
     if got != (backend.input_shape, backend.output_shape):
         raise ArtifactError(
-            "The golden files in %s (%s -> %s) and %s (%s -> %s) come from different models or input "
-            "sizes: rerun `doit golden onnx` on the host, or copy both from one bundle." % (
+            "The golden files in %s (%s -> %s) and %s (%s -> %s) come from different models or "
+            "input sizes: rerun `doit golden onnx` on the host, or copy both from one bundle." % (
                 rec["dir"], "x".join(map(str, got[0])), "x".join(map(str, got[1])), backend.source,
                 "x".join(map(str, backend.input_shape)), "x".join(map(str, backend.output_shape))))
 
@@ -44,7 +44,8 @@ def failures(row, limits):
     for layer, key, what in LAYERS:
         bad = row[key] > limits[key] if key.endswith("abs") else row[key] < limits[key]
         if bad:
-            out.append("layer (%s) %s: %s %.4g vs limit %.4g" % (layer, what, key, row[key], limits[key]))
+            out.append("layer (%s) %s: %s %.4g vs limit %.4g" % (
+                layer, what, key, row[key], limits[key]))
     return out
 
 
@@ -59,10 +60,11 @@ def picture(image, mask, golden_mask, seg):
     strip = np.concatenate([g, r, diff], axis=1)
     scale = min(1.0, 1800.0 / strip.shape[1])
     if scale < 1.0:
-        strip = cv2.resize(strip, (int(strip.shape[1] * scale), int(strip.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        strip = cv2.resize(strip, (int(strip.shape[1] * scale), int(strip.shape[0] * scale)),
+                           interpolation=cv2.INTER_AREA)
     for k, text in enumerate(("golden", "runtime", "disagreement")):
-        cv2.putText(strip, text, (int(k * strip.shape[1] / 3) + 8, strip.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.8, (255, 255, 255), 2, cv2.LINE_AA)
+        cv2.putText(strip, text, (int(k * strip.shape[1] / 3) + 8, strip.shape[0] - 12),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
     return cv2.imencode(".jpg", strip, [cv2.IMWRITE_JPEG_QUALITY, 88])[1].tobytes()
 
 
@@ -81,7 +83,8 @@ def run_verify(cfg, layout, backend=None):
         image = read_image(rec["source"])
         row, mask, golden_mask = check_case(seg, rec, image)
         row["failures"] = failures(row, limits)
-        row["picture"] = os.path.join(layout.verify_dir, "%02d_%s.jpg" % (i, os.path.splitext(os.path.basename(rec["source"]))[0]))
+        row["picture"] = os.path.join(layout.verify_dir, "%02d_%s.jpg" % (
+            i, os.path.splitext(os.path.basename(rec["source"]))[0]))
         files.write_bytes(row["picture"], picture(image, mask, golden_mask, seg))
         rows.append(row)
     report = {"runtime": info, "precision": precision, "limits": limits, "images": rows,
@@ -90,7 +93,8 @@ def run_verify(cfg, layout, backend=None):
     print_table(report)
     bad = [r for r in rows if r["failures"]]
     if bad:
-        raise ToleranceError("verify failed on %s: %s (thresholds: verify.%s in pipeline.yaml; pictures in %s)." % (
+        raise ToleranceError("verify failed on %s: %s (thresholds: verify.%s in pipeline.yaml; "
+                             "pictures in %s)." % (
             bad[0]["image"], bad[0]["failures"][0], precision, layout.verify_dir))
 
 
@@ -98,8 +102,10 @@ def print_table(report):
     rt = report["runtime"]
     print("verify: backend %s (%s), pre/post on the %s, %s thresholds" % (
         rt["backend"], rt["model"], rt["pre_post"].upper(), report["precision"]))
-    print("  %-32s %10s %10s %10s %9s %7s  %s" % ("image", "(a) input", "(b) max", "(b) mean", "(c) agree", "mIoU", "result"))
+    print("  %-32s %10s %10s %10s %9s %7s  %s" % (
+        "image", "(a) input", "(b) max", "(b) mean", "(c) agree", "mIoU", "result"))
     for r in report["images"]:
         print("  %-32s %10.2e %10.2e %10.2e %8.4f%% %7.4f  %s" % (
-            os.path.basename(r["image"])[:32], r["input_max_abs"], r["logits_max_abs"], r["logits_mean_abs"],
+            os.path.basename(r["image"])[:32], r["input_max_abs"], r["logits_max_abs"],
+            r["logits_mean_abs"],
             100 * r["mask_agreement"], r["miou"], "FAIL" if r["failures"] else "ok"))

@@ -49,10 +49,11 @@ def _refuse_model_path(model_dir):
             os.stat(model_dir)
         except OSError as e:
             if e.errno == errno.ELOOP:
-                raise CheckoutError("model.path %s is a symlink loop: point the link at the checkout "
-                                    "folder (ls -l %s)." % (model_dir, model_dir))
-            raise CheckoutError("model.path %s is a symlink to %s, which does not exist: fix the link "
-                                "or clone the model there." % (model_dir, os.readlink(model_dir)))
+                raise CheckoutError("model.path %s is a symlink loop: point the link at the "
+                                    "checkout folder (ls -l %s)." % (model_dir, model_dir))
+            raise CheckoutError("model.path %s is a symlink to %s, which does not exist: fix the "
+                                "link or clone the model there." % (
+                                    model_dir, os.readlink(model_dir)))
     if os.path.exists(model_dir):
         raise CheckoutError("model.path %s is a file, not a folder: set model.path to the checkout "
                             "folder (the one holding config.json)." % model_dir)
@@ -65,18 +66,19 @@ def fetch(repo_id, revision, model_dir, allow_pickle):
         patterns.append("pytorch_model*.bin")
     try:
         from huggingface_hub import snapshot_download
-        snapshot_download(repo_id=repo_id, revision=revision, local_dir=model_dir, allow_patterns=patterns)
+        snapshot_download(repo_id=repo_id, revision=revision, local_dir=model_dir,
+                          allow_patterns=patterns)
     except Exception as e:  # the hub client raises many types; all mean the same to the user
-        raise CheckoutError("Could not download %s from the Hugging Face Hub into %s (%s): check the "
-                            "network, or clone it yourself and set model.path." % (
+        raise CheckoutError("Could not download %s from the Hugging Face Hub into %s (%s): check "
+                            "the network, or clone it yourself and set model.path." % (
                                 repo_id, model_dir, type(e).__name__))
 
 
 def _read_json(model_dir, name):
     path = os.path.join(model_dir, name)
     if not os.path.isfile(path):
-        raise CheckoutError("%s is missing from %s: the checkout is incomplete; clone the model again." % (
-            name, model_dir))
+        raise CheckoutError("%s is missing from %s: the checkout is incomplete; clone the model "
+                            "again." % (name, model_dir))
     try:
         with open(path, "rb") as f:
             data = json.loads(f.read().decode("utf-8"))
@@ -85,20 +87,22 @@ def _read_json(model_dir, name):
         raise CheckoutError("%s in %s is not valid JSON: restore it from the model repository." % (
             name, model_dir))
     if not isinstance(data, dict):
-        raise CheckoutError("%s in %s is a JSON %s, not an object of settings: restore it from the model "
-                            "repository." % (name, model_dir, type(data).__name__))
+        raise CheckoutError("%s in %s is a JSON %s, not an object of settings: restore it from the "
+                            "model repository." % (name, model_dir, type(data).__name__))
     return data
 
 
 def validate_config(model_dir):
     cfg = _read_json(model_dir, CONFIG)
     if cfg.get("model_type") != "segformer":
-        raise CheckoutError("config.json in %s describes a %r model, not a SegFormer: point model.path at "
-                            "a SegFormer checkout." % (model_dir, cfg.get("model_type")))
+        raise CheckoutError("config.json in %s describes a %r model, not a SegFormer: point "
+                            "model.path at a SegFormer checkout." % (
+                                model_dir, cfg.get("model_type")))
     archs = cfg.get("architectures") or ["SegformerForSemanticSegmentation"]
     if not isinstance(archs, list) or "SegformerForSemanticSegmentation" not in archs:
-        raise CheckoutError("config.json in %s is a SegFormer for %s, not for semantic segmentation: use a "
-                            "SegformerForSemanticSegmentation checkout." % (model_dir, archs))
+        raise CheckoutError("config.json in %s is a SegFormer for %s, not for semantic "
+                            "segmentation: use a SegformerForSemanticSegmentation checkout." % (
+                                model_dir, archs))
     return _labels(cfg, model_dir)
 
 
@@ -109,20 +113,21 @@ def _labels(cfg, model_dir):
         raise CheckoutError("config.json in %s has no id2label: add the class names." % model_dir)
     bad = [k for k in id2label if not (k.isdigit() and str(int(k)) == k)]
     if bad:
-        raise CheckoutError("config.json in %s has id2label key %r, not a class index: its keys must be "
-                            "\"0\", \"1\", ... (restore the file)." % (model_dir, bad[0]))
+        raise CheckoutError("config.json in %s has id2label key %r, not a class index: its keys "
+                            "must be \"0\", \"1\", ... (restore the file)." % (model_dir, bad[0]))
     ids = sorted(int(k) for k in id2label)
     if ids != list(range(len(ids))):
-        raise CheckoutError("config.json in %s has id2label keys %s..%s with gaps: every class index from 0 "
-                            "to %d needs a name." % (model_dir, ids[0], ids[-1], ids[-1]))
+        raise CheckoutError("config.json in %s has id2label keys %s..%s with gaps: every class "
+                            "index from 0 to %d needs a name." % (
+                                model_dir, ids[0], ids[-1], ids[-1]))
     labels = [id2label[str(i)] for i in ids]
     if not all(isinstance(l, str) and l for l in labels):
-        raise CheckoutError("config.json in %s has an id2label name that is not a string: give every "
-                            "class a name." % model_dir)
+        raise CheckoutError("config.json in %s has an id2label name that is not a string: give "
+                            "every class a name." % model_dir)
     num = cfg.get("num_labels", len(labels))
     if num != len(labels):
-        raise CheckoutError("config.json in %s says num_labels %r but id2label names %d classes: make "
-                            "them agree." % (model_dir, num, len(labels)))
+        raise CheckoutError("config.json in %s says num_labels %r but id2label names %d classes: "
+                            "make them agree." % (model_dir, num, len(labels)))
     if len(labels) > 256:
         raise CheckoutError("config.json in %s has %d labels; masks are uint8, so at most 256 are "
                             "supported." % (model_dir, len(labels)))
@@ -138,12 +143,14 @@ def _input_size(pre, model_dir):
     if isinstance(size, int) and not isinstance(size, bool):
         size = {"height": size, "width": size}
     if not (isinstance(size, dict) and "height" in size and "width" in size):
-        raise CheckoutError("preprocessor_config.json in %s must give size as height and width." % model_dir)
+        raise CheckoutError("preprocessor_config.json in %s must give size as height and width."
+                            % model_dir)
     for key in ("height", "width"):
         v = size[key]
         if not (isinstance(v, int) and not isinstance(v, bool) and MIN_SIDE <= v <= MAX_SIDE):
-            raise CheckoutError("preprocessor_config.json in %s gives size %s %r: it must be a whole number "
-                                "of pixels from %d to %d." % (model_dir, key, v, MIN_SIDE, MAX_SIDE))
+            raise CheckoutError("preprocessor_config.json in %s gives size %s %r: it must be a "
+                                "whole number of pixels from %d to %d." % (
+                                    model_dir, key, v, MIN_SIDE, MAX_SIDE))
     return {"height": size["height"], "width": size["width"]}
 
 
@@ -153,28 +160,30 @@ def validate_preprocessor(model_dir):
     mean, std = pre.get("image_mean"), pre.get("image_std")
     for key, val in (("image_mean", mean), ("image_std", std)):
         if not (isinstance(val, list) and len(val) == 3 and all(_number(v) for v in val)):
-            raise CheckoutError("preprocessor_config.json in %s must give %s as 3 numbers, not %r." % (
-                model_dir, key, val))
+            raise CheckoutError("preprocessor_config.json in %s must give %s as 3 numbers, not "
+                                "%r." % (model_dir, key, val))
     if not all(v > 0 for v in std):
-        raise CheckoutError("preprocessor_config.json in %s has an image_std of 0 or less: the input would "
-                            "be divided by it; restore the file." % model_dir)
+        raise CheckoutError("preprocessor_config.json in %s has an image_std of 0 or less: the "
+                            "input would be divided by it; restore the file." % model_dir)
     resample = pre.get("resample", 2)
     if isinstance(resample, bool) or resample not in SUPPORTED_RESAMPLE:
-        raise CheckoutError("preprocessor_config.json in %s asks for resample=%r; the pipeline reproduces "
-                            "only bilinear (2), the SegFormer default." % (model_dir, resample))
+        raise CheckoutError("preprocessor_config.json in %s asks for resample=%r; the pipeline "
+                            "reproduces only bilinear (2), the SegFormer default." % (
+                                model_dir, resample))
     if not (pre.get("do_resize", True) and pre.get("do_normalize", True)):
-        raise CheckoutError("preprocessor_config.json in %s turns off resize or normalize; the pipeline "
-                            "needs both on." % model_dir)
+        raise CheckoutError("preprocessor_config.json in %s turns off resize or normalize; the "
+                            "pipeline needs both on." % model_dir)
     scale = pre.get("rescale_factor", 1.0 / 255) if pre.get("do_rescale", True) else 1.0
     if not (_number(scale) and scale > 0):
-        raise CheckoutError("preprocessor_config.json in %s has rescale_factor %r: it must be a positive "
-                            "number (1/255 for 8-bit images)." % (model_dir, scale))
+        raise CheckoutError("preprocessor_config.json in %s has rescale_factor %r: it must be a "
+                            "positive number (1/255 for 8-bit images)." % (model_dir, scale))
     return {"input": size, "mean": [float(v) for v in mean], "std": [float(v) for v in std],
             "rescale_factor": float(scale), "resample": SUPPORTED_RESAMPLE[resample]}
 
 
 def validate(model_dir, allow_pickle):
-    """Check the checkout and return its manifest (no absolute paths, so re-clones compare equal)."""
+    """Check the checkout and return its manifest (no absolute paths, so re-clones compare
+    equal)."""
     labels = validate_config(model_dir)
     spec = validate_preprocessor(model_dir)
     fmt, weights = weights_check.weight_files(model_dir, allow_pickle, len(labels))
@@ -200,11 +209,12 @@ def load_model(model_dir, manifest, allow_pickle):
     loaded. A pickle is loaded only with model.allow_pickle, whatever the manifest says."""
     fmt = manifest["weights"]["format"]
     if fmt != "safetensors" and not allow_pickle:
-        raise CheckoutError("The weights in %s are a pickle (%s), which can run code when loaded, and "
-                            "model.allow_pickle is false: convert them to safetensors, or set "
+        raise CheckoutError("The weights in %s are a pickle (%s), which can run code when loaded, "
+                            "and model.allow_pickle is false: convert them to safetensors, or set "
                             "model.allow_pickle: true if you trust them." % (
                                 model_dir, ", ".join(manifest["weights"]["files"])))
-    gone = [n for n in manifest["weights"]["files"] if not os.path.isfile(os.path.join(model_dir, n))]
+    gone = [n for n in manifest["weights"]["files"]
+            if not os.path.isfile(os.path.join(model_dir, n))]
     if gone:
         raise CheckoutError("%s no longer has %s (the checkout changed since `doit checkout`): run "
                             "`doit checkout`." % (model_dir, gone[0]))
@@ -214,16 +224,19 @@ def load_model(model_dir, manifest, allow_pickle):
             model_dir, attn_implementation="eager", use_safetensors=fmt == "safetensors",
             local_files_only=True, output_loading_info=True)
     except (OSError, ValueError, RuntimeError) as e:
-        raise CheckoutError("transformers could not load the checkout in %s (%s: %s): run `doit checkout` "
-                            "to validate it." % (model_dir, type(e).__name__, str(e).splitlines()[0][:160]))
+        raise CheckoutError("transformers could not load the checkout in %s (%s: %s): run `doit "
+                            "checkout` to validate it." % (
+                                model_dir, type(e).__name__, str(e).splitlines()[0][:160]))
     if info.get("missing_keys"):
-        raise CheckoutError("The weights in %s lack %s: the checkout does not match its config.json; "
-                            "restore it and run `doit checkout`." % (model_dir, sorted(info["missing_keys"])[0]))
+        raise CheckoutError("The weights in %s lack %s: the checkout does not match its "
+                            "config.json; restore it and run `doit checkout`." % (
+                                model_dir, sorted(info["missing_keys"])[0]))
     return model.eval()
 
 
 def load_processor(model_dir):
     """The checkout's image processor, Pillow backend (what the golden files are made with)."""
     import transformers
-    proc_cls = getattr(transformers, "SegformerImageProcessorPil", None) or transformers.SegformerImageProcessor
+    proc_cls = (getattr(transformers, "SegformerImageProcessorPil", None)
+                or transformers.SegformerImageProcessor)
     return proc_cls.from_pretrained(model_dir, local_files_only=True)

@@ -8,8 +8,8 @@ import struct
 from stages.common.errors import CheckoutError
 
 LFS_MAGIC = b"version https://git-lfs.github.com/spec/v1"
-DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
-               "U16": 2, "U32": 4, "U64": 8, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
+               "U8": 1, "U16": 2, "U32": 4, "U64": 8, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
 HEAD, CLASSIFIER, ENCODER = "decode_head.", "decode_head.classifier.weight", "segformer."
 
 
@@ -40,8 +40,8 @@ def _header(path, model_dir):
                     raise ValueError(name)
                 spans[name] = (begin, end, list(v["shape"]))
     except (ValueError, KeyError, TypeError, IndexError, AttributeError, UnicodeDecodeError):
-        raise CheckoutError("%s is not a valid safetensors file: re-download it (git lfs pull in %s)." % (
-            path, model_dir))
+        raise CheckoutError("%s is not a valid safetensors file: re-download it (git lfs pull in "
+                            "%s)." % (path, model_dir))
     return spans, size - 8 - n
 
 
@@ -52,43 +52,48 @@ def check_safetensors(path, model_dir):
     end = 0
     for begin, stop, _ in sorted(spans.values()):
         if begin != end:
-            raise CheckoutError("%s is corrupt (its tensors overlap or leave gaps): re-download it (git lfs "
-                                "pull in %s)." % (path, model_dir))
+            raise CheckoutError("%s is corrupt (its tensors overlap or leave gaps): re-download it "
+                                "(git lfs pull in %s)." % (path, model_dir))
         end = stop
     if data_bytes < end:
-        raise CheckoutError("%s is truncated or corrupt (expected %d bytes, found %d): re-download it "
-                            "(git lfs pull in %s)." % (path, os.path.getsize(path) - data_bytes + end,
-                                                       os.path.getsize(path), model_dir))
+        raise CheckoutError("%s is truncated or corrupt (expected %d bytes, found %d): re-download "
+                            "it (git lfs pull in %s)." % (
+                                path, os.path.getsize(path) - data_bytes + end,
+                                os.path.getsize(path), model_dir))
     if data_bytes > end:
         raise CheckoutError("%s has %d bytes of trailing garbage after its last tensor (damaged or "
-                            "tampered): re-download it (git lfs pull in %s)." % (path, data_bytes - end, model_dir))
+                            "tampered): re-download it (git lfs pull in %s)." % (
+                                path, data_bytes - end, model_dir))
     return dict((name, span[2]) for name, span in spans.items())
 
 
 def _pickle_shapes(path, model_dir):
-    """{name: shape} of a pytorch_model.bin, read with torch's weights_only loader (no code runs)."""
+    """{name: shape} of a pytorch_model.bin, read with torch's weights_only loader (no code
+    runs)."""
     import torch
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         return dict((k, list(v.shape)) for k, v in state.items())
     except Exception as e:  # torch raises many types for a bad or malicious pickle
-        raise CheckoutError("%s cannot be read as plain weights (%s): torch's safe loader refused it; "
-                            "re-download it, or convert the checkout to safetensors." % (path, type(e).__name__))
+        raise CheckoutError("%s cannot be read as plain weights (%s): torch's safe loader refused "
+                            "it; re-download it, or convert the checkout to safetensors." % (
+                                path, type(e).__name__))
 
 
 def check_head(shapes, model_dir, num_labels):
     """The weights must hold the encoder and the segmentation head, sized for the labels."""
     if not any(k.startswith(HEAD) for k in shapes):
-        raise CheckoutError("The weights in %s have no decode_head.* tensors (the segmentation head): "
-                            "this is a backbone-only checkpoint; use one fine-tuned for semantic "
-                            "segmentation." % model_dir)
+        raise CheckoutError("The weights in %s have no decode_head.* tensors (the segmentation "
+                            "head): this is a backbone-only checkpoint; use one fine-tuned for "
+                            "semantic segmentation." % model_dir)
     if not any(k.startswith(ENCODER) for k in shapes):
-        raise CheckoutError("The weights in %s have no segformer.* tensors (the encoder): the checkout "
-                            "is incomplete; clone it again." % model_dir)
+        raise CheckoutError("The weights in %s have no segformer.* tensors (the encoder): the "
+                            "checkout is incomplete; clone it again." % model_dir)
     shape = shapes.get(CLASSIFIER)
     if shape and shape[0] != num_labels:
-        raise CheckoutError("The weights in %s have a head for %d classes but config.json's id2label "
-                            "names %d: make the config match the checkpoint." % (model_dir, shape[0], num_labels))
+        raise CheckoutError("The weights in %s have a head for %d classes but config.json's "
+                            "id2label names %d: make the config match the checkpoint." % (
+                                model_dir, shape[0], num_labels))
 
 
 def weight_files(model_dir, allow_pickle, num_labels):
@@ -106,11 +111,12 @@ def weight_files(model_dir, allow_pickle, num_labels):
         reject_lfs_pointer(os.path.join(model_dir, n), model_dir)
     if pickles and not allow_pickle:
         raise CheckoutError("%s has only %s, a pickle that can run code when loaded: convert it to "
-                            "safetensors, or set model.allow_pickle: true if you trust it." % (model_dir, pickles[0]))
+                            "safetensors, or set model.allow_pickle: true if you trust it." % (
+                                model_dir, pickles[0]))
     if pickles:
         for n in pickles:
             shapes.update(_pickle_shapes(os.path.join(model_dir, n), model_dir))
         check_head(shapes, model_dir, num_labels)
         return "pytorch_pickle", pickles
-    raise CheckoutError("%s has no model.safetensors: the weights are missing; clone the model again "
-                        "with git-lfs installed." % model_dir)
+    raise CheckoutError("%s has no model.safetensors: the weights are missing; clone the model "
+                        "again with git-lfs installed." % model_dir)

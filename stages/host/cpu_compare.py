@@ -11,7 +11,8 @@ def cpu_backends(cfg, layout, n, warmup):
     import onnxruntime as ort
     import torch
     tensor = load_case(read_index(layout.golden_json)[0])[0]
-    model, _ = load_reference(cfg["model"]["path"], files.read_json(layout.manifest), cfg["model"]["allow_pickle"])
+    model, _ = load_reference(cfg["model"]["path"], files.read_json(layout.manifest),
+                              cfg["model"]["allow_pickle"])
     sess = ort.InferenceSession(layout.onnx_model, providers=["CPUExecutionProvider"])
     x = torch.from_numpy(tensor)
     ort_ms, torch_ms = [], []

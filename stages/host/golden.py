@@ -34,7 +34,8 @@ def load_reference(model_dir, manifest, allow_pickle=False):
     through the checkout link's loaders (the only way in; they enforce model.allow_pickle)."""
     import torch
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    return checkout.load_model(model_dir, manifest, allow_pickle), checkout.load_processor(model_dir)
+    return (checkout.load_model(model_dir, manifest, allow_pickle),
+            checkout.load_processor(model_dir))
 
 
 def read_golden_image(path):
@@ -46,9 +47,9 @@ def read_golden_image(path):
     except (OSError, SyntaxError, ValueError):
         w = h = 0  # read_image says what is wrong with it
     if w * h / 1e6 > MAX_MEGAPIXELS:
-        raise ImageError("Image %s in golden.images is %dx%d (%.0f MP), over the golden link's %.0f MP: "
-                         "downscale it, or pick another image for golden.images in pipeline.yaml." % (
-                             path, w, h, w * h / 1e6, MAX_MEGAPIXELS))
+        raise ImageError("Image %s in golden.images is %dx%d (%.0f MP), over the golden link's "
+                         "%.0f MP: downscale it, or pick another image for golden.images in "
+                         "pipeline.yaml." % (path, w, h, w * h / 1e6, MAX_MEGAPIXELS))
     return read_image(path, None)
 
 
@@ -72,7 +73,8 @@ def run_golden(cfg, layout):
 
 def checkout_manifest(path):
     manifest = files.read_json(path)
-    if not isinstance(manifest, dict) or not all(k in manifest for k in ("labels", "num_labels", "weights")):
+    if not isinstance(manifest, dict) or not all(
+            k in manifest for k in ("labels", "num_labels", "weights")):
         raise ArtifactError("%s is not a checkout manifest: rerun `doit checkout`." % path)
     return manifest
 
@@ -105,7 +107,8 @@ def _index(records, manifest_path, processor, manifest):
                          "pillow": PIL.__version__, "numpy": np.__version__},
             "processor": {"class": type(processor).__name__, "resample": manifest["resample"],
                           "pass_order": pass_order()},
-            "mask_order": "upsample bilinear (align_corners=False) to the original size, then argmax"}
+            "mask_order": "upsample bilinear (align_corners=False) to the original size, then "
+                          "argmax"}
 
 
 def _npy_bytes(array):
@@ -117,7 +120,8 @@ def _npy_bytes(array):
 def _save_image(folder, src, bgr, tensor, logits, mask, manifest, alpha):
     import cv2
     palette = pal.palette_rgb(manifest["num_labels"])
-    over = pal.draw_legend(blend(bgr, mask, pal.bgr_table(palette), alpha), mask, manifest["labels"], palette)
+    over = pal.draw_legend(blend(bgr, mask, pal.bgr_table(palette), alpha), mask,
+                           manifest["labels"], palette)
     ok, jpg = cv2.imencode(".jpg", over, [cv2.IMWRITE_JPEG_QUALITY, 90])
     blobs = {"input.npy": _npy_bytes(tensor.astype(np.float32)),
              "logits.npy": _npy_bytes(logits.astype(np.float32)),

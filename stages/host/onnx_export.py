@@ -47,8 +47,9 @@ def export_graph(model_dir, manifest, opset, path, allow_pickle=False):
         except OSError:
             raise  # the machine's fault (full disk, read-only folder), not the opset's
         except Exception as e:  # torch raises many types; the sentence names the setting to change
-            raise ExportError("torch.onnx.export failed at onnx.opset %d (%s: %s): try another opset "
-                              "in pipeline.yaml." % (opset, type(e).__name__, str(e).splitlines()[0][:200]))
+            raise ExportError("torch.onnx.export failed at onnx.opset %d (%s: %s): try another "
+                              "opset in pipeline.yaml." % (
+                                  opset, type(e).__name__, str(e).splitlines()[0][:200]))
     return time.time() - t0
 
 
@@ -60,15 +61,15 @@ def check_and_simplify(path, simplify):
         onnx.checker.check_model(model, full_check=True)
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     except Exception as e:
-        raise ExportError("The exported graph fails onnx.checker (%s): this is an exporter problem; "
-                          "try another onnx.opset." % str(e).splitlines()[0][:200])
+        raise ExportError("The exported graph fails onnx.checker (%s): this is an exporter "
+                          "problem; try another onnx.opset." % str(e).splitlines()[0][:200])
     counts = {"nodes_exported": len(model.graph.node)}
     if simplify:
         import onnxsim
         model, ok = onnxsim.simplify(model)
         if not ok:
-            raise ExportError("onnx-simplifier could not validate the simplified graph: set onnx.simplify: "
-                              "false in pipeline.yaml.")
+            raise ExportError("onnx-simplifier could not validate the simplified graph: set "
+                              "onnx.simplify: false in pipeline.yaml.")
         onnx.checker.check_model(model, full_check=True)
     counts["nodes_final"] = len(model.graph.node)
     return model, counts
@@ -80,7 +81,8 @@ def resize_modes(model):
     for n in model.graph.node:
         if n.op_type == "Resize":
             attrs = dict((a.name, a.s.decode() if a.s else a.i) for a in n.attribute)
-            modes.add("%s/%s" % (attrs.get("mode", "nearest"), attrs.get("coordinate_transformation_mode", "half_pixel")))
+            modes.add("%s/%s" % (attrs.get("mode", "nearest"),
+                                 attrs.get("coordinate_transformation_mode", "half_pixel")))
     return sorted(modes)
 
 
@@ -94,24 +96,28 @@ def parity(onnx_path, golden_json, limits, labels):
         tensor, golden_logits, golden_mask = load_case(rec)
         logits = sess.run([OUTPUT_NAME], {INPUT_NAME: tensor})[0]
         mask = upsample_argmax(logits, rec["height"], rec["width"])
-        row = {"image": rec["source"], "argmax_agreement": compare.argmax_agreement(logits, golden_logits)}
+        row = {"image": rec["source"],
+               "argmax_agreement": compare.argmax_agreement(logits, golden_logits)}
         row.update(compare.abs_diff(logits, golden_logits))
         row.update(compare.mask_metrics(mask, golden_mask, labels))
         rows.append(row)
     worst = min(rows, key=lambda r: r["mask_agreement"])
     worst_abs = max(rows, key=lambda r: r["max_abs"])
-    if worst_abs["max_abs"] > limits["max_abs"] or worst["mask_agreement"] < limits["mask_agreement"]:
+    if (worst_abs["max_abs"] > limits["max_abs"]
+        or worst["mask_agreement"] < limits["mask_agreement"]):
         raise ToleranceError(
-            "ONNX parity failed on %s: logits max abs %.3g (limit onnx.max_abs %.3g), mask agreement "
-            "%.4f%% (limit onnx.mask_agreement %.4f%%): the export does not reproduce the model; check the "
-            "opset and simplify settings." % (worst_abs["image"], worst_abs["max_abs"], limits["max_abs"],
-                                              100 * worst["mask_agreement"], 100 * limits["mask_agreement"]))
+            "ONNX parity failed on %s: logits max abs %.3g (limit onnx.max_abs %.3g), mask "
+            "agreement %.4f%% (limit onnx.mask_agreement %.4f%%): the export does not reproduce "
+            "the model; check the opset and simplify settings." % (
+                worst_abs["image"], worst_abs["max_abs"], limits["max_abs"],
+                100 * worst["mask_agreement"], 100 * limits["mask_agreement"]))
     return rows
 
 
 def run_onnx(cfg, layout):
     """The onnx link: export, check, simplify, gate and parity -> model.onnx and its sidecar."""
-    model_dir, onnx_cfg, allow_pickle = cfg["model"]["path"], cfg["onnx"], cfg["model"]["allow_pickle"]
+    model_dir, onnx_cfg, allow_pickle = (cfg["model"]["path"], cfg["onnx"],
+                                         cfg["model"]["allow_pickle"])
     manifest = files.read_json(layout.manifest)
     seconds = export_graph(model_dir, manifest, onnx_cfg["opset"], layout.onnx_model + ".export",
                            allow_pickle)
@@ -120,7 +126,8 @@ def run_onnx(cfg, layout):
         gate = onnx_gate.check(model, onnx_cfg["target_tensorrt"])
         data = model.SerializeToString()
         files.write_bytes(layout.onnx_model + ".candidate", data)
-        rows = parity(layout.onnx_model + ".candidate", layout.golden_json, onnx_cfg, manifest["labels"])
+        rows = parity(layout.onnx_model + ".candidate", layout.golden_json, onnx_cfg,
+                      manifest["labels"])
         os.replace(layout.onnx_model + ".candidate", layout.onnx_model)
     finally:
         for leftover in (layout.onnx_model + ".export", layout.onnx_model + ".candidate"):
@@ -137,7 +144,8 @@ def write_sidecar(path, manifest, model, sha, golden):
     from runtime.sidecar import model_sidecar
     out = model.graph.output[0].type.tensor_type.shape
     from stages.host.precision import precision_groups
-    meta = model_sidecar(manifest, golden["processor"]["pass_order"], [d.dim_value for d in out.dim], sha,
+    meta = model_sidecar(manifest, golden["processor"]["pass_order"],
+                         [d.dim_value for d in out.dim], sha,
                          pal.palette_rgb(manifest["num_labels"]))
     meta["precision_groups"] = precision_groups(model)
     files.write_json(path, meta)
@@ -147,7 +155,8 @@ def _report(cfg, counts, gate, rows, sha, size, seconds, model):
     import onnx
     import onnxruntime
     import torch
-    versions = {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+    versions = {"torch": torch.__version__, "onnx": onnx.__version__,
+                "onnxruntime": onnxruntime.__version__}
     try:
         import onnxsim
         versions["onnxsim"] = getattr(onnxsim, "__version__", "unknown")
@@ -155,11 +164,12 @@ def _report(cfg, counts, gate, rows, sha, size, seconds, model):
         pass
     return {"opset": cfg["opset"], "simplify": cfg["simplify"], "export_settings": EXPORT_SETTINGS,
             "node_counts": counts, "gate": gate, "resize_modes": resize_modes(model),
-            "parity": {"limits": {"max_abs": cfg["max_abs"], "mask_agreement": cfg["mask_agreement"]},
+            "parity": {"limits": {"max_abs": cfg["max_abs"],
+                                  "mask_agreement": cfg["mask_agreement"]},
                        "images": rows},
             "onnx_sha256": sha, "onnx_bytes": size, "export_seconds": round(seconds, 2),
-            "deterministic": "the TorchScript exporter is deterministic for a fixed model and opset: "
-                             "the same checkout exports the same sha256 (tested)",
+            "deterministic": "the TorchScript exporter is deterministic for a fixed model and "
+                             "opset: the same checkout exports the same sha256 (tested)",
             "versions": versions}
 
 
@@ -169,5 +179,5 @@ def _summary(r):
     print("onnx: opset %d, %d -> %d nodes, %.1f MB, TensorRT %s gate passed (%d op types)" % (
         r["opset"], r["node_counts"]["nodes_exported"], r["node_counts"]["nodes_final"],
         r["onnx_bytes"] / 1e6, r["gate"]["target_tensorrt"], len(r["gate"]["ops"])))
-    print("onnx: parity on %d golden images: logits max abs %.2e, mask agreement %.4f%%, sha256 %s" % (
-        len(r["parity"]["images"]), worst, 100 * agree, r["onnx_sha256"][:16]))
+    print("onnx: parity on %d golden images: logits max abs %.2e, mask agreement %.4f%%, "
+          "sha256 %s" % (len(r["parity"]["images"]), worst, 100 * agree, r["onnx_sha256"][:16]))

@@ -1,5 +1,6 @@
 """Gate an ONNX graph for a target TensorRT: opset range and every operator against that
-version's onnx-tensorrt operator table (data files in stages/host/trt_ops/, each citing its source)."""
+version's onnx-tensorrt operator table (data files in stages/host/trt_ops/, each citing its
+source)."""
 import json
 import os
 
@@ -26,16 +27,20 @@ def check(model, target):
     bad = [op for op in ops if op not in supported]
     report = {"target_tensorrt": target, "opset": opset, "ops": ops, "table": table["source"],
               "opset_range": [table["opset_min"], table["opset_max"]], "unsupported_ops": bad,
-              "restrictions": dict((op, table["restrictions"][op]) for op in ops if op in table["restrictions"])}
+              "restrictions": dict((op, table["restrictions"][op]) for op in ops
+                                   if op in table["restrictions"])}
     problems = []
     if not table["opset_min"] <= opset <= table["opset_max"]:
         problems.append("opset %d is outside TensorRT %s's range %d-%d" % (
             opset, target, table["opset_min"], table["opset_max"]))
     if bad:
-        problems.append("operators %s are not in TensorRT %s's ONNX parser" % (", ".join(bad), target))
+        problems.append("operators %s are not in TensorRT %s's ONNX parser" % (
+            ", ".join(bad), target))
     if problems:
-        hint = ("set onnx.opset: 13 in pipeline.yaml (LayerNormalization appears only from opset 17)"
+        hint = ("set onnx.opset: 13 in pipeline.yaml (LayerNormalization appears only from opset "
+                "17)"
                 if target == "8.2" or "LayerNormalization" in bad else
                 "lower onnx.opset in pipeline.yaml or raise onnx.target_tensorrt")
-        raise GateError("The ONNX graph fails the TensorRT %s gate: %s; %s." % (target, "; ".join(problems), hint))
+        raise GateError("The ONNX graph fails the TensorRT %s gate: %s; %s." % (
+            target, "; ".join(problems), hint))
     return report

@@ -1,11 +1,13 @@
-"""docs/operators.md of onnx-tensorrt at a ref -> the JSON layout of stages/host/trt_ops/tensorrt-*.json."""
+"""docs/operators.md of onnx-tensorrt at a ref -> the JSON layout of
+stages/host/trt_ops/tensorrt-*.json."""
 import json, re, subprocess, sys
 
 O = "/work/.mirror/onnx+onnx-tensorrt/repo"
 
 def table(ref, tensorrt):
     md = subprocess.check_output(["git", "-C", O, "show", "%s:docs/operators.md" % ref]).decode()
-    commit = subprocess.check_output(["git", "-C", O, "rev-parse", ref + "^{commit}"]).decode().strip()
+    commit = subprocess.check_output(
+        ["git", "-C", O, "rev-parse", ref + "^{commit}"]).decode().strip()
     note = next(l.strip() for l in md.splitlines() if l.startswith("TensorRT ") and "pset" in l)
     m = re.search(r"range of opset (\d+) to opset (\d+)", note)
     if m:
@@ -26,8 +28,8 @@ def table(ref, tensorrt):
     branch = ref.replace("refs/heads/", "")
     return {"opset_max": hi, "opset_min": lo, "restrictions": dict(sorted(res.items())),
             "source": "https://github.com/onnx/onnx-tensorrt/blob/%s/docs/operators.md" % branch,
-            "source_commit": commit, "source_note": note, "supported": sorted(sup), "tensorrt": tensorrt,
-            "unsupported": sorted(uns)}
+            "source_commit": commit, "source_note": note, "supported": sorted(sup),
+            "tensorrt": tensorrt, "unsupported": sorted(uns)}
 
 if __name__ == "__main__":
     ref, trt, out = sys.argv[1:4]

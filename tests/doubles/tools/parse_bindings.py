@@ -1,12 +1,15 @@
 """Parse pybind11 bindings of TensorRT's python/src (one tag's tree) into
-{PyClass: {member: {"loc": "path:line", "kind": ..., "warns": bool, "doc_deprecated": str|None}}}."""
+{PyClass: {member: {"loc": "path:line", "kind": ..., "warns": bool, "doc_deprecated":
+str|None}}}."""
 import json, os, re, sys
 
 CLS = re.compile(r'py::(class_|enum_)<([^;{]*?)>\s*(\w+)?\s*[\({]\s*(\w+)\s*,\s*"(\w+)"', re.S)
-MEM = re.compile(r'\.(def|def_property|def_property_readonly|def_readwrite|def_readonly|def_static|value)\s*\(\s*"(\w+)"')
+MEM = re.compile(r'\.(def|def_property|def_property_readonly|def_readwrite|def_readonly|def_static'
+                 r'|value)\s*\(\s*"(\w+)"')
 MDEF = re.compile(r'\bm\.(def|attr)\s*\(\s*"(\w+)"')
 DOCNS = re.compile(r'namespace\s+(\w+)\s*\{(.*?)\n\}\s*//\s*namespace', re.S)
-DOCC = re.compile(r'constexpr\s+(?:const\s+)?char\s*(?:const\s*)?\*\s*(\w+)\s*=\s*R"trtdoc\((.*?)\)trtdoc"', re.S)
+DOCC = re.compile(r'constexpr\s+(?:const\s+)?char\s*(?:const\s*)?\*\s*(\w+)\s*=\s*'
+                  r'R"trtdoc\((.*?)\)trtdoc"', re.S)
 
 def load_docs(root):
     docs = {}
@@ -41,7 +44,8 @@ def parse(root):
                 decls.append((m.start(), full, kind))
                 if var:
                     var2name[var] = full
-                out.setdefault(full, {})["__decl__"] = {"loc": "%s:%d" % (rel, lineof(m.start())), "kind": "py::" + kind}
+                out.setdefault(full, {})["__decl__"] = {"loc": "%s:%d" % (
+                    rel, lineof(m.start())), "kind": "py::" + kind}
             decls.sort()
             mems = list(MEM.finditer(text))
             for i, m in enumerate(mems):
@@ -80,20 +84,25 @@ def parse(root):
                             e = dict(v); e["kind"] = "export_values of " + en
                             out.setdefault(parent, {}).setdefault(k, e)
             for m in MDEF.finditer(text):
-                out.setdefault("<module>", {}).setdefault(m.group(2), {"loc": "%s:%d" % (rel, lineof(m.start())), "kind": "m." + m.group(1)})
+                out.setdefault("<module>", {}).setdefault(m.group(2), {"loc": "%s:%d" % (
+                    rel, lineof(m.start())), "kind": "m." + m.group(1)})
     # __init__.py (python side)
-    for cand in ("python/packaging/bindings_wheel/tensorrt/__init__.py", "python/packaging/tensorrt/__init__.py"):
+    for cand in ("python/packaging/bindings_wheel/tensorrt/__init__.py",
+                 "python/packaging/tensorrt/__init__.py"):
         p = os.path.join(root, cand)
         if os.path.exists(p):
             lines = open(p).read().split("\n")
             for i, l in enumerate(lines):
                 mm = re.match(r'def (\w+)\(', l)
                 if mm:
-                    out.setdefault("<module>", {}).setdefault(mm.group(1), {"loc": "%s:%d" % (cand, i + 1), "kind": "python def"})
+                    out.setdefault("<module>", {}).setdefault(mm.group(1), {"loc": "%s:%d" % (
+                        cand, i + 1), "kind": "python def"})
                 if l.startswith("__version__"):
-                    out.setdefault("<module>", {}).setdefault("__version__", {"loc": "%s:%d" % (cand, i + 1), "kind": "python", "value": l})
+                    out.setdefault("<module>", {}).setdefault("__version__", {"loc": "%s:%d" % (
+                        cand, i + 1), "kind": "python", "value": l})
                 if "np.bool" in l:
-                    out.setdefault("<init>", {}).setdefault("np_bool_line", {"loc": "%s:%d" % (cand, i + 1), "kind": "python", "value": l.strip()})
+                    out.setdefault("<init>", {}).setdefault("np_bool_line", {"loc": "%s:%d" % (
+                        cand, i + 1), "kind": "python", "value": l.strip()})
             out.setdefault("<init>", {})["__file__"] = {"loc": cand}
             break
     return out

@@ -15,12 +15,14 @@ import numpy as np
 from tensorrt._base import PyEnum, Pybind, Trampoline, check_type
 
 __double__ = True
-# TRT_DOUBLE_API -> (surface generation, other tag whose diff applies, __version__, nptype uses np.bool)
+# TRT_DOUBLE_API -> (surface generation, other tag whose diff applies, __version__,
+#                    nptype uses np.bool)
 RELEASES = {
     "8.0": ("8.0", None, "8.0.1.6", True),          # JetPack 4.6 (L4T 32.6.1)
     "8.2": ("8.2", None, "8.2.1.8", True),          # JetPack 4.6.1-4.6.6 (L4T 32.7.x): the Nano
     "8.4": ("8.4-8.6", "8.4.3", "8.4.3.1", True),
-    "8.5": ("8.4-8.6", "8.5.1", "8.5.2.2", True),   # JetPack 5.1.x; 8.5.2's bindings = 8.5.1's surface
+    # JetPack 5.1.x; 8.5.2's bindings = 8.5.1's surface
+    "8.5": ("8.4-8.6", "8.5.1", "8.5.2.2", True),
     "8.5.3": ("8.4-8.6", "8.5.3", "8.5.3.1", False),
     "8.6": ("8.4-8.6", None, "8.6.1.6", False),
     "10": ("10", None, "10.0.0.6", False),
@@ -30,7 +32,8 @@ API = os.environ.get("TRT_DOUBLE_API", "8.2")
 if API not in RELEASES:
     raise ImportError("TRT_DOUBLE_API=%s is not one of %s" % (API, ", ".join(sorted(RELEASES))))
 GENERATION, OTHER_TAG, __version__, NPTYPE_NP_BOOL = RELEASES[API]
-SURFACE_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "surface.json")
+SURFACE_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "surface.json")
 MAGIC = b"TRTDOUBLE2\n"
 
 
@@ -55,8 +58,9 @@ def _enum(name, members, extra=()):
     return PyEnum(name, [(m, i) for i, m in enumerate(present)])
 
 
-DataType = _enum("DataType", ["FLOAT", "HALF", "INT8", "INT32", "BOOL", "UINT8", "FP8", "BF16", "INT64",
-                              "INT4", "FP4", "E8M0"])
+DataType = _enum("DataType",
+                 ["FLOAT", "HALF", "INT8", "INT32", "BOOL", "UINT8", "FP8", "BF16", "INT64",
+                  "INT4", "FP4", "E8M0"])
 _ALIASES = {"float32": "FLOAT", "float16": "HALF", "int8": "INT8", "int32": "INT32", "bool": "BOOL",
             "uint8": "UINT8", "fp8": "FP8", "bfloat16": "BF16", "int64": "INT64", "int4": "INT4",
             "fp4": "FP4", "e8m0": "E8M0"}
@@ -70,8 +74,8 @@ def _np_bool():
     the double see such a numpy even where a newer one is installed."""
     version = os.environ.get("TRT_DOUBLE_NUMPY", np.__version__)
     if (1, 24) <= tuple(int(v) for v in version.split(".")[:2]) < (2, 0):
-        raise AttributeError("module 'numpy' has no attribute 'bool'.\n`np.bool` was a deprecated alias for the "
-                             "builtin `bool`. (numpy %s)" % version)
+        raise AttributeError("module 'numpy' has no attribute 'bool'.\n`np.bool` was a deprecated "
+                             "alias for the builtin `bool`. (numpy %s)" % version)
     return getattr(np, "bool")
 
 
@@ -101,7 +105,8 @@ def init_libnvinfer_plugins(logger, namespace):
     return True
 
 
-Severity = PyEnum("Severity", [("INTERNAL_ERROR", 0), ("ERROR", 1), ("WARNING", 2), ("INFO", 3), ("VERBOSE", 4)])
+Severity = PyEnum("Severity", [("INTERNAL_ERROR", 0), ("ERROR", 1), ("WARNING", 2), ("INFO", 3),
+                               ("VERBOSE", 4)])
 
 
 class ILogger(Pybind, metaclass=Trampoline):
@@ -138,22 +143,28 @@ class Logger(ILogger):
 
 NetworkDefinitionCreationFlag = _enum("NetworkDefinitionCreationFlag",
                                       ["EXPLICIT_BATCH", "EXPLICIT_PRECISION", "STRONGLY_TYPED"])
-BuilderFlag = _enum("BuilderFlag", ["FP16", "BF16", "INT8", "TF32", "STRICT_TYPES", "OBEY_PRECISION_CONSTRAINTS",
-                                    "PREFER_PRECISION_CONSTRAINTS", "DIRECT_IO", "REJECT_EMPTY_ALGORITHMS",
-                                    "DISABLE_TIMING_CACHE", "ERROR_ON_TIMING_CACHE_MISS",
-                                    "EDITABLE_TIMING_CACHE", "VERSION_COMPATIBLE"], ["GPU_FALLBACK", "REFIT"])
+BuilderFlag = _enum("BuilderFlag",
+                    ["FP16", "BF16", "INT8", "TF32", "STRICT_TYPES", "OBEY_PRECISION_CONSTRAINTS",
+                     "PREFER_PRECISION_CONSTRAINTS", "DIRECT_IO", "REJECT_EMPTY_ALGORITHMS",
+                     "DISABLE_TIMING_CACHE", "ERROR_ON_TIMING_CACHE_MISS",
+                     "EDITABLE_TIMING_CACHE", "VERSION_COMPATIBLE"], ["GPU_FALLBACK", "REFIT"])
 MemoryPoolType = _enum("MemoryPoolType", ["WORKSPACE"], ["DLA_MANAGED_SRAM"])
 TensorIOMode = _enum("TensorIOMode", ["NONE", "INPUT", "OUTPUT"])
-LayerType = _enum("LayerType", ["CONVOLUTION", "MATRIX_MULTIPLY", "ELEMENTWISE", "REDUCE", "UNARY", "SOFTMAX",
-                                "SHUFFLE", "RESIZE", "NORMALIZATION", "CAST", "CONSTANT"],
-                  ["ACTIVATION", "CONCATENATION", "GATHER", "IDENTITY", "POOLING", "SHAPE", "SLICE"])
+LayerType = _enum("LayerType",
+                  ["CONVOLUTION", "MATRIX_MULTIPLY", "ELEMENTWISE", "REDUCE", "UNARY", "SOFTMAX",
+                   "SHUFFLE", "RESIZE", "NORMALIZATION", "CAST", "CONSTANT"],
+                  ["ACTIVATION", "CONCATENATION", "GATHER", "IDENTITY", "POOLING", "SHAPE",
+                   "SLICE"])
 LayerInformationFormat = _enum("LayerInformationFormat", ["ONELINE", "JSON"])
-ProfilingVerbosity = _enum("ProfilingVerbosity", ["NONE", "LAYER_NAMES_ONLY", "DETAILED", "DEFAULT", "VERBOSE"])
+ProfilingVerbosity = _enum("ProfilingVerbosity",
+                           ["NONE", "LAYER_NAMES_ONLY", "DETAILED", "DEFAULT", "VERBOSE"])
 
-from tensorrt._network import Builder, IBuilderConfig, INetworkDefinition, ITimingCache  # noqa: E402,F401
+from tensorrt._network import (  # noqa: E402,F401
+    Builder, IBuilderConfig, INetworkDefinition, ITimingCache)
 from tensorrt._network import ILayer, ITensor  # noqa: E402,F401
 from tensorrt._parser import OnnxParser, ParserError  # noqa: E402,F401
-from tensorrt._engine import EngineInspector, ICudaEngine, IExecutionContext, Runtime  # noqa: E402,F401
+from tensorrt._engine import (  # noqa: E402,F401
+    EngineInspector, ICudaEngine, IExecutionContext, Runtime)
 
 
 class IProgressMonitor(Pybind, metaclass=Trampoline):
@@ -164,7 +175,8 @@ class IProgressMonitor(Pybind, metaclass=Trampoline):
         raise RuntimeError("Tried to call pure virtual function \"IProgressMonitor::phase_start\"")
 
     def step_complete(self, phase_name, step):
-        raise RuntimeError("Tried to call pure virtual function \"IProgressMonitor::step_complete\"")
+        raise RuntimeError("Tried to call pure virtual function "
+                           "\"IProgressMonitor::step_complete\"")
 
     def phase_finish(self, phase_name):
         raise RuntimeError("Tried to call pure virtual function \"IProgressMonitor::phase_finish\"")

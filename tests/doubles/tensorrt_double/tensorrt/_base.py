@@ -40,7 +40,8 @@ class Trampoline(type):
 
 class Pybind(object):
     """Setting an attribute the binding does not define raises AttributeError, as on a pybind11
-    object; read-only properties cannot be set. Private state (leading underscore) is the double's."""
+    object; read-only properties cannot be set. Private state (leading underscore) is the
+    double's."""
 
     def __setattr__(self, name, value):
         if name.startswith("_"):
@@ -48,7 +49,8 @@ class Pybind(object):
             return
         prop = getattr(type(self), name, None)
         if not isinstance(prop, property):
-            raise AttributeError("'tensorrt.%s' object has no attribute '%s'" % (type(self).__name__, name))
+            raise AttributeError("'tensorrt.%s' object has no attribute '%s'" % (
+                type(self).__name__, name))
         if prop.fset is None:
             raise AttributeError("can't set attribute '%s'" % name)
         prop.fset(self, value)
@@ -68,8 +70,8 @@ def check_type(value, types, what):
 
 def check_buffer(value, what):
     if not isinstance(value, (bytes, bytearray, memoryview)):
-        raise TypeError("incompatible function arguments: %s must support the buffer protocol, not %s" % (
-            what, type(value).__name__))
+        raise TypeError("incompatible function arguments: %s must support the buffer protocol, "
+                        "not %s" % (what, type(value).__name__))
     return bytes(value)
 
 
@@ -84,7 +86,8 @@ def call_log(logger, severity, msg):
         logger.log(severity, msg)
     except BaseException as e:
         if trt.GENERATION in ("8.0", "8.2"):
-            sys.stderr.write("terminate called after throwing an instance of 'pybind11::error_already_set'\n")
+            sys.stderr.write("terminate called after throwing an instance of "
+                             "'pybind11::error_already_set'\n")
             sys.stderr.flush()
             os.abort()
         sys.stderr.write("[ERROR] Exception caught in log(): %s\n" % e)

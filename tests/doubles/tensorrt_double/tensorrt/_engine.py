@@ -16,15 +16,17 @@ class Runtime(Pybind):
     def deserialize_cuda_engine(self, serialized_engine):
         data = check_buffer(serialized_engine, "serialized_engine")
         if not data.startswith(trt.MAGIC):
-            call_log(self._logger, trt.Logger.Severity.ERROR, "1: [stdArchiveReader.cpp] Serialization assertion "
-                             "magicTagRead == kMAGIC_TAG failed. Magic tag does not match")
+            call_log(self._logger, trt.Logger.Severity.ERROR,
+                     "1: [stdArchiveReader.cpp] Serialization assertion "
+                     "magicTagRead == kMAGIC_TAG failed. Magic tag does not match")
             return None
         head, onnx_bytes = data[len(trt.MAGIC):].split(b"\n", 1)
         header = json.loads(head.decode())
         if header["version"] != trt.__version__:
-            call_log(self._logger, trt.Logger.Severity.ERROR, "The engine plan file is not compatible with this "
-                             "version of TensorRT, expecting library version %s got %s" % (
-                                 trt.__version__, header["version"]))
+            call_log(self._logger, trt.Logger.Severity.ERROR,
+                     "The engine plan file is not compatible with this "
+                     "version of TensorRT, expecting library version %s got %s" % (
+                         trt.__version__, header["version"]))
             return None
         return ICudaEngine(header, onnx_bytes, data)
 
@@ -65,7 +67,8 @@ class ICudaEngine(Pybind):
 
     def get_tensor_mode(self, name):
         t = self._find(name)
-        return trt.TensorIOMode.NONE if t is None else trt.TensorIOMode.INPUT if t[1] else trt.TensorIOMode.OUTPUT
+        return (trt.TensorIOMode.NONE if t is None else trt.TensorIOMode.INPUT if t[1]
+                else trt.TensorIOMode.OUTPUT)
 
     def get_tensor_shape(self, name):
         return self._find(name)[2]
@@ -85,7 +88,8 @@ class ICudaEngine(Pybind):
     max_batch_size = property(lambda self: 1)
     has_implicit_batch_dimension = property(lambda self: False)
     num_layers = property(lambda self: len(self._header["layers"]))
-    profiling_verbosity = property(lambda self: getattr(trt.ProfilingVerbosity, self._header["verbosity"]))
+    profiling_verbosity = property(lambda self: getattr(trt.ProfilingVerbosity,
+                                                        self._header["verbosity"]))
 
 
 class EngineInspector(Pybind):
@@ -93,8 +97,9 @@ class EngineInspector(Pybind):
         self._engine, self._context = engine, None
 
     execution_context = property(lambda self: self._context,
-                                 lambda self, c: setattr(self, "_context", check_type(c, IExecutionContext,
-                                                                                      "execution_context")))
+                                 lambda self, c: setattr(self, "_context",
+                                                         check_type(c, IExecutionContext,
+                                                                    "execution_context")))
 
     def get_layer_information(self, layer, format):
         return json.dumps(self._engine._header["layers"][check_type(layer, int, "layer")])
@@ -153,8 +158,9 @@ class IExecutionContext(Pybind):
         check_type(stream_handle, int, "stream_handle")
         missing = self._missing(self._addresses)
         if missing:
-            self._engine_log("IExecutionContext::enqueueV3: Error Code 3: API Usage Error (Address is not set "
-                             "for tensor %s. Call setTensorAddress before enqueue/execute.)" % missing[0])
+            self._engine_log("IExecutionContext::enqueueV3: Error Code 3: API Usage Error (Address "
+                             "is not set for tensor %s. Call setTensorAddress before "
+                             "enqueue/execute.)" % missing[0])
             return False
         return self._run(self._addresses)
 
@@ -165,7 +171,8 @@ class IExecutionContext(Pybind):
         ptrs = dict((t[0], b) for t, b in zip(self._engine._io, bindings))
         missing = self._missing(ptrs)
         if missing:
-            self._engine_log("Parameter check failed: null binding for tensor %s (double)" % missing[0])
+            self._engine_log("Parameter check failed: null binding for tensor %s (double)"
+                             % missing[0])
             return False
         return self._run(ptrs)
 
@@ -185,4 +192,5 @@ class IExecutionContext(Pybind):
 
 
 def _np(dtype):
-    return {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64}[dtype.name]
+    return {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32,
+            "INT64": np.int64}[dtype.name]

@@ -21,7 +21,8 @@ class ITensor(Pybind):
     def __init__(self, name, shape, dtype):
         self._name, self._shape, self._dtype = name, tuple(shape), dtype
 
-    name = property(lambda self: self._name, lambda self, v: setattr(self, "_name", check_type(v, str, "name")))
+    name = property(lambda self: self._name,
+                    lambda self, v: setattr(self, "_name", check_type(v, str, "name")))
     shape = property(lambda self: self._shape)
     dtype = property(lambda self: self._dtype,
                      lambda self, v: setattr(self, "_dtype", check_type(v, trt.DataType, "dtype")))
@@ -32,7 +33,8 @@ class ILayer(Pybind):
         self._name, self._type, self._inputs, self._outputs = name, kind, inputs, outputs
         self._precision, self._output_types = None, {}
 
-    name = property(lambda self: self._name, lambda self, v: setattr(self, "_name", check_type(v, str, "name")))
+    name = property(lambda self: self._name,
+                    lambda self, v: setattr(self, "_name", check_type(v, str, "name")))
     type = property(lambda self: self._type)
     num_outputs = property(lambda self: len(self._outputs))
     num_inputs = property(lambda self: len(self._inputs))
@@ -95,7 +97,8 @@ class INetworkDefinition(Pybind):
         return self._outputs[check_type(index, int, "index")]
 
     def get_flag(self, flag):
-        return bool(self._flags & (1 << int(check_type(flag, trt.NetworkDefinitionCreationFlag, "flag"))))
+        return bool(self._flags & (1 << int(check_type(flag, trt.NetworkDefinitionCreationFlag,
+                                                       "flag"))))
 
 
 class ITimingCache(Pybind):
@@ -142,7 +145,8 @@ class IBuilderConfig(Pybind):
         self._pools["WORKSPACE"] = check_type(nbytes, int, "max_workspace_size")
 
     def set_memory_pool_limit(self, pool, pool_size):
-        self._pools[check_type(pool, trt.MemoryPoolType, "pool").name] = check_type(pool_size, int, "pool_size")
+        self._pools[check_type(pool, trt.MemoryPoolType, "pool").name] = check_type(
+            pool_size, int, "pool_size")
 
     def get_memory_pool_limit(self, pool):
         return self._pools.get(check_type(pool, trt.MemoryPoolType, "pool").name, 0)
@@ -189,9 +193,11 @@ class IBuilderConfig(Pybind):
 
     profiling_verbosity = property(
         lambda self: self._verbosity,
-        lambda self, v: setattr(self, "_verbosity", check_type(v, trt.ProfilingVerbosity, "profiling_verbosity")))
+        lambda self, v: setattr(self, "_verbosity",
+                                check_type(v, trt.ProfilingVerbosity, "profiling_verbosity")))
     builder_optimization_level = property(lambda self: self._opt_level,
-                                          lambda self, v: setattr(self, "_opt_level", check_type(v, int, "level")))
+                                          lambda self, v: setattr(self, "_opt_level",
+                                                                  check_type(v, int, "level")))
     hardware_compatibility_level = property(lambda self: self._hw_level,
                                             lambda self, v: setattr(self, "_hw_level", v))
 
@@ -203,14 +209,16 @@ def _precisions(network, config):
     """Per layer: what the double's 'builder' runs it in."""
     flags = config._flags
     fp16 = getattr(trt.BuilderFlag, "FP16", None) in flags
-    obey = any(getattr(trt.BuilderFlag, f, None) in flags for f in ("OBEY_PRECISION_CONSTRAINTS", "STRICT_TYPES"))
+    obey = any(getattr(trt.BuilderFlag, f, None) in flags for f in ("OBEY_PRECISION_CONSTRAINTS",
+                                                                    "STRICT_TYPES"))
     ignore = os.environ.get("TRT_DOUBLE_IGNORE_PIN")
     out = []
     for layer in network._layers:
         dtype = layer.get_output(0).dtype if layer.num_outputs else trt.float32
         if network._strong or dtype != trt.float32:
             run = dtype
-        elif fp16 and not (obey and layer._precision is not None and not (ignore and ignore in layer.name)):
+        elif fp16 and not (obey and layer._precision is not None
+                           and not (ignore and ignore in layer.name)):
             run = trt.float16
         else:
             run = trt.float32
@@ -218,8 +226,10 @@ def _precisions(network, config):
     return out
 
 
-FORMATS = {"FLOAT": "Row major linear FP32", "HALF": "Channel major FP16 format where channel % 8 == 0",
-           "INT32": "Row major linear Int32", "INT64": "Row major linear Int64", "BOOL": "Row major linear Bool"}
+FORMATS = {"FLOAT": "Row major linear FP32",
+           "HALF": "Channel major FP16 format where channel % 8 == 0",
+           "INT32": "Row major linear Int32", "INT64": "Row major linear Int64",
+           "BOOL": "Row major linear Bool"}
 
 
 def engine_layers(network, config):
@@ -237,7 +247,8 @@ def engine_layers(network, config):
             name, outputs = name + " + " + nxt.name, nxt._outputs
             skip.add(i + 1)
         records.append({"Name": name, "LayerType": layer.type.name.title(),
-                        "Outputs": [{"Name": t.name, "Format/Datatype": FORMATS.get(runs[i].name, runs[i].name)}
+                        "Outputs": [{"Name": t.name,
+                                     "Format/Datatype": FORMATS.get(runs[i].name, runs[i].name)}
                                     for t in outputs]})
     return records
 
@@ -251,7 +262,8 @@ class Builder(Pybind):
     def __init__(self, logger):
         self._logger = check_type(logger, trt.ILogger, "logger")
 
-    platform_has_fast_fp16 = property(lambda self: os.environ.get("TRT_DOUBLE_FAST_FP16", "1") != "0")
+    platform_has_fast_fp16 = property(
+        lambda self: os.environ.get("TRT_DOUBLE_FAST_FP16", "1") != "0")
     platform_has_fast_int8 = property(lambda self: False)
     platform_has_tf32 = property(lambda self: False)
     max_batch_size = property(lambda self: 1, lambda self, v: None)
@@ -279,14 +291,15 @@ class Builder(Pybind):
         workspace_mb = config._pools.get("WORKSPACE", 0) >> 20
         limit = os.environ.get("TRT_DOUBLE_OOM_ABOVE_MB")
         if os.environ.get("TRT_DOUBLE_FAIL_BUILD") or (limit and workspace_mb > int(limit)):
-            return "Requested amount of GPU memory (%d bytes) could not be allocated (double)" % (1 << 31)
+            return ("Requested amount of GPU memory (%d bytes) could not be allocated (double)" % (
+                1 << 31))
         if not config._pools.get("WORKSPACE"):
             return "workspace was never set (double)"
         weak = getattr(trt.BuilderFlag, "FP16", None) in config._flags or any(
             l._precision is not None or l._output_types for l in network._layers)
         if network._strong and weak:
-            return "Setting layer precision, layer output types or the FP16 flag is not allowed on a strongly " \
-                   "typed network (double)"
+            return "Setting layer precision, layer output types or the FP16 flag is not allowed " \
+                   "on a strongly typed network (double)"
         return None
 
     def _progress(self, config):
@@ -303,7 +316,8 @@ class Builder(Pybind):
     def build_serialized_network(self, network, config):
         check_type(network, INetworkDefinition, "network")
         check_type(config, IBuilderConfig, "config")
-        time.sleep(float(os.environ.get("TRT_DOUBLE_SLOW_BUILD", "0")))  # emulate a long Jetson build
+        # emulate a long Jetson build
+        time.sleep(float(os.environ.get("TRT_DOUBLE_SLOW_BUILD", "0")))
         if os.environ.get("TRT_DOUBLE_WARN"):
             call_log(self._logger, trt.Logger.Severity.WARNING, os.environ["TRT_DOUBLE_WARN"])
         error = self._refuse(network, config)
@@ -311,13 +325,16 @@ class Builder(Pybind):
             call_log(self._logger, trt.Logger.Severity.ERROR, error)
             return None
         if not self._progress(config):
-            call_log(self._logger, trt.Logger.Severity.ERROR, "Build cancelled by the progress monitor")
+            call_log(self._logger, trt.Logger.Severity.ERROR,
+                     "Build cancelled by the progress monitor")
             return None
         if config._cache is not None:
             config._cache._entries["builds"] = config._cache._entries.get("builds", 0) + 1
         detailed = config._verbosity.name == "DETAILED"
         layers = engine_layers(network, config)
-        header = {"version": trt.__version__, "io": _io(network), "verbosity": config._verbosity.name,
+        header = {"version": trt.__version__, "io": _io(network),
+                  "verbosity": config._verbosity.name,
                   "layers": layers if detailed else [l["Name"] for l in layers],
-                  "workspace": config._pools["WORKSPACE"], "flags": sorted(f.name for f in config._flags)}
+                  "workspace": config._pools["WORKSPACE"],
+                  "flags": sorted(f.name for f in config._flags)}
         return IHostMemory(trt.MAGIC + json.dumps(header).encode() + b"\n" + network._onnx)

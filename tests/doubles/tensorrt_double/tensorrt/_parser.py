@@ -14,24 +14,27 @@ import tensorrt as trt
 from tensorrt._base import Pybind, check_buffer
 from tensorrt._network import ILayer, ITensor
 
-TABLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "stages", "host",
-                      "trt_ops")
+TABLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "stages",
+                      "host", "trt_ops")
 TABLE = {"8.0": "8.0", "8.2": "8.2", "8.4": "8.4", "8.5": "8.5", "8.5.3": "8.5", "8.6": "8.6",
          "10": "10", "11": "11"}[trt.API]
-KINDS = {"Conv": "CONVOLUTION", "MatMul": "MATRIX_MULTIPLY", "Gemm": "MATRIX_MULTIPLY", "Add": "ELEMENTWISE",
-         "Sub": "ELEMENTWISE", "Mul": "ELEMENTWISE", "Div": "ELEMENTWISE", "Pow": "ELEMENTWISE",
-         "Where": "ELEMENTWISE", "Equal": "ELEMENTWISE", "ReduceMean": "REDUCE", "ReduceSum": "REDUCE",
+KINDS = {"Conv": "CONVOLUTION", "MatMul": "MATRIX_MULTIPLY", "Gemm": "MATRIX_MULTIPLY",
+         "Add": "ELEMENTWISE", "Sub": "ELEMENTWISE", "Mul": "ELEMENTWISE", "Div": "ELEMENTWISE",
+         "Pow": "ELEMENTWISE", "Where": "ELEMENTWISE", "Equal": "ELEMENTWISE",
+         "ReduceMean": "REDUCE", "ReduceSum": "REDUCE",
          "Sqrt": "UNARY", "Erf": "UNARY", "Exp": "UNARY", "Neg": "UNARY", "Reciprocal": "UNARY",
          "Relu": "ACTIVATION", "Sigmoid": "ACTIVATION", "Tanh": "ACTIVATION", "Reshape": "SHUFFLE",
          "Transpose": "SHUFFLE", "Flatten": "SHUFFLE", "Squeeze": "SHUFFLE", "Unsqueeze": "SHUFFLE",
          "Resize": "RESIZE", "Concat": "CONCATENATION", "Gather": "GATHER", "Slice": "SLICE",
-         "MaxPool": "POOLING", "AveragePool": "POOLING", "GlobalAveragePool": "POOLING", "Identity": "IDENTITY",
-         "Shape": "SHAPE", "LayerNormalization": "NORMALIZATION", "Cast": "CAST", "Softmax": "SOFTMAX",
-         "Split": "SLICE", "Clip": "ACTIVATION", "Max": "ELEMENTWISE", "Min": "ELEMENTWISE", "Floor": "UNARY",
-         "Expand": "SLICE", "Range": "SHAPE", "ConstantOfShape": "SHAPE", "Not": "UNARY", "Less": "ELEMENTWISE",
+         "MaxPool": "POOLING", "AveragePool": "POOLING", "GlobalAveragePool": "POOLING",
+         "Identity": "IDENTITY", "Shape": "SHAPE", "LayerNormalization": "NORMALIZATION",
+         "Cast": "CAST", "Softmax": "SOFTMAX", "Split": "SLICE", "Clip": "ACTIVATION",
+         "Max": "ELEMENTWISE", "Min": "ELEMENTWISE", "Floor": "UNARY", "Expand": "SLICE",
+         "Range": "SHAPE", "ConstantOfShape": "SHAPE", "Not": "UNARY", "Less": "ELEMENTWISE",
          "Greater": "ELEMENTWISE", "And": "ELEMENTWISE", "Tile": "SLICE", "Ceil": "UNARY"}
 TENSOR_INPUT_OPS = ("ELEMENTWISE", "MATRIX_MULTIPLY", "CONCATENATION", "GATHER")
-ONNX_TYPES = {1: "FLOAT", 10: "HALF", 6: "INT32", 7: "INT64", 9: "BOOL", 3: "INT8", 2: "UINT8", 16: "BF16"}
+ONNX_TYPES = {1: "FLOAT", 10: "HALF", 6: "INT32", 7: "INT64", 9: "BOOL", 3: "INT8", 2: "UINT8",
+              16: "BF16"}
 
 
 def load_table():
@@ -88,7 +91,8 @@ class _Builder(object):
         self.layers, self.tensors, self.names = [], {}, {}
 
     def tensor(self, name, shape=(), elem_type=None):
-        t = ITensor(name, shape, _dtype(elem_type if elem_type is not None else self.types.get(name, 1)))
+        t = ITensor(name, shape,
+                    _dtype(elem_type if elem_type is not None else self.types.get(name, 1)))
         self.tensors[name] = t
         return t
 
@@ -96,7 +100,8 @@ class _Builder(object):
         base = name or "(Unnamed Layer* %d) [%s]" % (len(self.layers), kind.title())
         n = self.names.get(base, 0)
         self.names[base] = n + 1
-        layer = ILayer(base if n == 0 else "%s_%d" % (base, n), getattr(trt.LayerType, kind), inputs, outputs)
+        layer = ILayer(base if n == 0 else "%s_%d" % (base, n), getattr(trt.LayerType, kind),
+                       inputs, outputs)
         self.layers.append(layer)
         return layer
 
@@ -143,10 +148,13 @@ class OnnxParser(Pybind):
                 opset, table["opset_max"])))
         for i, node in enumerate(model.graph.node):
             if node.op_type not in table["supported"] or node.op_type not in kinds:
-                self._errors.append(ParserError(i, node, "No importer registered for op: %s" % node.op_type))
+                self._errors.append(ParserError(i, node,
+                                                "No importer registered for op: %s" % node.op_type))
         if self._network._implicit_batch:
-            self._errors.append(ParserError(-1, None, "Network must have an explicit batch dimension "
-                                            "(create it with NetworkDefinitionCreationFlag.EXPLICIT_BATCH)"))
+            self._errors.append(ParserError(-1, None, "Network must have an explicit batch "
+                                                      "dimension (create it with "
+                                                      "NetworkDefinitionCreationFlag."
+                                                      "EXPLICIT_BATCH)"))
         return not self._errors
 
     def parse(self, model, path=None):
