@@ -1,11 +1,18 @@
 """Shared helpers: run the real `doit` command line in a copy of the project, and skip markers."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from importlib.util import find_spec
 
 import pytest
+
+# A shell's background job starts with SIGINT ignored, and its children inherit that, so the
+# Ctrl-C tests' doit processes would never see the signal. A handled signal is reset to the
+# default in a child, so handling it here gives every child a normal Ctrl-C.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOUBLES = os.path.join(ROOT, "tests", "doubles")

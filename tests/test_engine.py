@@ -194,10 +194,17 @@ def test_ctrl_c_during_build_keeps_previous_engine_and_next_run_rebuilds(project
                PYTHONPATH=os.pathsep.join(DOUBLES + (os.environ.get("PYTHONPATH", ""),)))
     proc = subprocess.Popen([sys.executable, "-m", "doit", "build_engine"], cwd=project, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            universal_newlines=True)
-    time.sleep(3)
+                            universal_newlines=True,  # a background shell may ignore SIGINT:
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    seen = []
+    for line in proc.stdout:  # interrupt on an observed event: the build has started
+        seen.append(line)
+        if line.startswith("build_engine:") and "timing cache" in line:
+            break
+    assert seen and "timing cache" in seen[-1], "".join(seen)
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
+    out = "".join(seen) + proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0 and "Traceback" not in out, out
     with open(path, "rb") as f:
         assert f.read() == before
     code, out = build(project)
