@@ -134,7 +134,8 @@ def test_jetpack5_engine_opens_with_numpy_without_np_bool(project):
     # and the emulated release's own trt.nptype does fail there, so the test above could fail
     e = dict(os.environ, PYTHONPATH=os.pathsep.join(DOUBLES), **env)
     probe = subprocess.run([sys.executable, "-c",
-                            "import tensorrt as trt; trt.nptype(trt.float32)"], env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            "import tensorrt as trt; trt.nptype(trt.float32)"], env=e,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            universal_newlines=True)
     assert probe.returncode != 0 and "bool" in probe.stdout, probe.stdout
 
