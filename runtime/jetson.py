@@ -10,7 +10,7 @@ import subprocess
 
 from runtime.device import l4t_release
 
-# L4T release -> JetPack and the versions it ships. Sources: /tmp/research/jetpack.md (NVIDIA's
+# L4T release -> JetPack and the versions it ships. Sources: the README's JetPack table (NVIDIA's
 # JetPack archive via jetson_stats / jetson-containers maps, NVIDIA forum and pytorch/TensorRT
 # pages); platforms.md of this project. First matching prefix wins.
 JETPACK = (

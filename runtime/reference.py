@@ -8,7 +8,6 @@ the CUDA kernel also uses; `resize_fixed_point` replays Pillow's integer arithme
 so the result does not depend on the Pillow installed on the device."""
 import math
 
-import cv2
 import numpy as np
 
 PRECISION_BITS = 32 - 8 - 2  # Pillow's fixed-point precision for 8-bit images

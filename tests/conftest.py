@@ -2,8 +2,10 @@
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import zlib
 from importlib.util import find_spec
 
 import pytest
@@ -134,3 +136,16 @@ def rewrite_onnx_with_layernorm(project):
     meta["onnx_sha256"] = hashlib.sha256(data).hexdigest()
     with open(os.path.join(onnx_dir, "model.json"), "w") as f:
         json.dump(meta, f)
+
+
+def huge_png(path):
+    """A valid PNG header claiming 20000x20000 (never decoded: refused on its size)."""
+    from PIL import Image
+    Image.new("L", (1, 1)).save(path)
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    ihdr = struct.pack(">II", 20000, 20000) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xffffffff)
+    with open(path, "wb") as f:
+        f.write(bytes(data))

@@ -5,17 +5,16 @@ import json
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import PYCUDA_DOUBLE, TRT_DOUBLE, assert_one_sentence_error, doit, edit_yaml, executed
+from conftest import (PYCUDA_DOUBLE, TRT_DOUBLE, assert_one_sentence_error, doit, edit_yaml,
+                      executed, huge_png)
 
 DOUBLES = (TRT_DOUBLE, PYCUDA_DOUBLE)
 MODEL = os.path.join("models", "segformer-tiny-sidewalk")
@@ -92,14 +91,7 @@ def write_bad_image(path, kind, source):
         with open(path, "w") as f:
             f.write("hello, I am not a JPEG\n")
     elif kind == "huge":
-        Image.new("L", (1, 1)).save(path)
-        with open(path, "rb") as f:
-            data = bytearray(f.read())
-        ihdr = struct.pack(">II", 20000, 20000) + bytes(data[24:29])
-        data[16:29] = ihdr
-        data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xffffffff)
-        with open(path, "wb") as f:
-            f.write(bytes(data))
+        huge_png(path)
 
 
 @pytest.mark.parametrize("kind,name,needle", [

@@ -21,12 +21,11 @@ import sys
 import tarfile
 import threading
 import time
-import zlib
 
 import pytest
 import yaml
 
-from conftest import HAS_HOST, doit, executed
+from conftest import HAS_HOST, doit, executed, huge_png
 from runtime.files import EXEC_MODE, FILE_MODE, TEMP_NAME, UMASK
 
 pytestmark = pytest.mark.host
@@ -173,19 +172,6 @@ def mount(*args):
 
 def umount(path):
     subprocess.run(["umount", "-l", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def huge_png(path):
-    """A valid PNG header claiming 20000x20000 (never decoded: refused on its size)."""
-    from PIL import Image
-    Image.new("L", (1, 1)).save(path)
-    with open(path, "rb") as f:
-        data = bytearray(f.read())
-    ihdr = struct.pack(">II", 20000, 20000) + bytes(data[24:29])
-    data[16:29] = ihdr
-    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xffffffff)
-    with open(path, "wb") as f:
-        f.write(bytes(data))
 
 
 def flip_byte(path, offset=None):

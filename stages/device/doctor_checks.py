@@ -2,7 +2,6 @@
 stages.device.doctor.context: the filesystem root, the probed Python environment, the artifact
 layout, this machine's role and next link) and returns one row: name, status (ok, warn, FAIL),
 what was found, the fix, and the links a FAIL blocks."""
-import glob
 import os
 
 from runtime import jetson

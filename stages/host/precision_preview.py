@@ -8,7 +8,6 @@ import os
 import numpy as np
 
 from stages.common import compare
-from stages.common import files
 from stages.host import fp16_convert, fp16_emulate
 from runtime.sidecar import INPUT_NAME, OUTPUT_NAME
 

@@ -1,6 +1,12 @@
+"""Regenerates ../tensorrt_double/surface.json from parse_bindings.py's output.
+Usage: python make_surface.py WORKDIR (holding parsed.json and behaviour.json; the result is
+written there as trt_surface.json). TRT_MIRROR: a git mirror of NVIDIA/TensorRT."""
 import json
-P = json.load(open("/tmp/research/parsed.json"))
-T = "/work/.mirror/NVIDIA+TensorRT/repo"
+import os
+import sys
+WORK = sys.argv[1] if len(sys.argv) > 1 else "."
+P = json.load(open(os.path.join(WORK, "parsed.json")))
+T = os.environ.get("TRT_MIRROR", "TensorRT.git")
 COMMITS = {"8.0.1": "eb5de99b523c76c2f3ae997855ad86d3a1e86a31",
            "8.2.1": "6f38570b74066ef464744bc789f8512191f1cbc0",
            "8.4.3": "87f3394404ff9f9ec92c906cd4c39b5562aea42e",
@@ -159,9 +165,9 @@ out = {"source": "https://github.com/NVIDIA/TensorRT (git mirror); presence = a 
                  "ProfilingVerbosity.DETAILED. deprecation_warning_on_call = the binding wraps the "
                  "function in utils::deprecate/deprecateMember (emits DeprecationWarning 'Use X "
                  "instead.').",
-       "generator": "/tmp/research/tools/parse_bindings.py + make_surface.py",
+       "generator": "/tmp/research/tools/parse_bindings.py + make_surface.py",  # as recorded
        "generations": gens,
-       "behaviour": json.load(open("/tmp/research/behaviour.json"))}
+       "behaviour": json.load(open(os.path.join(WORK, "behaviour.json")))}
 
 def compact(o, ind=0):
     sp = " " * ind
@@ -176,4 +182,4 @@ def compact(o, ind=0):
                              for k, v in o.items())
                 + "\n" + sp + "}")
     return json.dumps(o)
-open("/tmp/research/trt_surface.json", "w").write(compact(out) + "\n")
+open(os.path.join(WORK, "trt_surface.json"), "w").write(compact(out) + "\n")

@@ -1,8 +1,8 @@
 """docs/operators.md of onnx-tensorrt at a ref -> the JSON layout of
 stages/host/trt_ops/tensorrt-*.json."""
-import json, re, subprocess, sys
+import json, os, re, subprocess, sys
 
-O = "/work/.mirror/onnx+onnx-tensorrt/repo"
+O = os.environ.get("ONNX_TRT_MIRROR", "onnx-tensorrt.git")  # a git mirror of onnx/onnx-tensorrt
 
 def table(ref, tensorrt):
     md = subprocess.check_output(["git", "-C", O, "show", "%s:docs/operators.md" % ref]).decode()
