@@ -1,0 +1,236 @@
+"""The engine link's own checks, in this process, through the TensorRT and pycuda test doubles
+(tests/doubles: NOT TensorRT, they show our calls and decisions, not that TensorRT builds):
+precision.json and model.mixed.onnx must belong to this model.onnx, the timing cache is not read
+when switched off, the out-of-memory retry (its boundary and any letter case), and which engine
+layers the inspector read-back counts as running a pinned layer in fp16."""
+import json
+import os
+import sys
+
+import pytest
+
+from conftest import PYCUDA_DOUBLE, TRT_DOUBLE
+
+onnx = pytest.importorskip("onnx")
+
+ENGINE_CFG = {"precision": "fp16", "workspace_mb": 64, "timing_cache": True,
+              "keep_fp32": ["softmax"]}
+
+
+def tiny_onnx():
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])
+    nodes = [helper.make_node("Relu", ["pixel_values"], ["r"], name="relu"),
+             helper.make_node("Softmax", ["r"], ["logits"], name="soft", axis=1)]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    return model.SerializeToString()
+
+
+def _drop_doubles():
+    for name in list(sys.modules):
+        if name.split(".")[0] in ("tensorrt", "pycuda"):
+            del sys.modules[name]
+
+
+@pytest.fixture(params=["8.2", "10"])
+def device(request, tmp_path, monkeypatch):
+    """(cfg, layout, trt) of a project folder with a tiny model.onnx, its sidecar and a
+    precision.json made from it, on a device emulated by the doubles (TensorRT 8.2 or 10)."""
+    from runtime import device as runtime_device
+    from runtime import files, sidecar
+    from stages.common.layout import Layout
+    monkeypatch.setenv("TRT_DOUBLE_API", request.param)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [TRT_DOUBLE, PYCUDA_DOUBLE] + sys.path)
+    monkeypatch.setattr(runtime_device, "_CACHE", {})
+    _drop_doubles()
+    request.addfinalizer(_drop_doubles)
+    import tensorrt as trt
+    assert getattr(trt, "__double__", False)
+    layout = Layout({"artifacts": "artifacts", "golden": {"images": []}})
+    data = tiny_onnx()
+    files.write_bytes(layout.onnx_model, data)
+    manifest = {"input": {"height": 1, "width": 4}, "labels": ["a", "b", "c", "d"],
+                "mean": [0, 0, 0], "std": [1, 1, 1], "rescale_factor": 1.0}
+    meta = sidecar.model_sidecar(manifest, "pillow13", [1, 4], files.sha256_bytes(data), [])
+    files.write_json(os.path.join(layout.onnx_dir, "model.json"), meta)
+    files.write_bytes(layout.precision_model, data)  # the double parses it like model.onnx
+    files.write_json(layout.precision_report, {
+        "onnx_sha256": meta["onnx_sha256"], "mixed_sha256": files.sha256_bytes(data),
+        "islands": [{"node": "soft", "op": "Softmax", "outputs": ["logits"], "reason": "test"}]})
+    return {"engine": dict(ENGINE_CFG)}, layout, trt
+
+
+def build(cfg, layout):
+    from stages.device import engine
+    engine.run_build(cfg, layout)
+    from stages.device import settings
+    folder = settings.engine_folder(layout)
+    return folder, folder.read()["engine"]["build"]
+
+
+def test_the_tiny_build_goes_through_with_the_islands(device):
+    cfg, layout, trt = device
+    folder, record = build(cfg, layout)
+    assert folder.exists() and record["precision"]["typing"] in ("weak", "strong")
+    if record["precision"]["typing"] == "weak":
+        assert record["precision"]["islands"] == 1 and not record["precision"]["unmatched_islands"]
+
+
+def edit_report(layout, **changes):
+    from runtime import files
+    report = files.read_json(layout.precision_report)
+    report.update(changes)
+    files.write_json(layout.precision_report, report)
+
+
+def test_a_precision_json_made_from_another_model_onnx_is_refused(device):
+    from stages.common.errors import PipelineError
+    cfg, layout, trt = device
+    edit_report(layout, onnx_sha256="0" * 64)
+    with pytest.raises(PipelineError) as e:
+        build(cfg, layout)
+    assert layout.precision_report in str(e.value) and "another model.onnx" in str(e.value)
+
+
+def test_a_model_mixed_onnx_from_another_run_is_refused_where_it_is_built_from(device):
+    from stages.common.errors import PipelineError
+    cfg, layout, trt = device
+    edit_report(layout, mixed_sha256="0" * 64)
+    if trt.__version__.startswith("8."):  # weak typing builds from model.onnx: not read at all
+        assert build(cfg, layout)[1]["onnx"] == "model.onnx"
+        return
+    with pytest.raises(PipelineError) as e:
+        build(cfg, layout)
+    assert layout.precision_model in str(e.value) and "mixed_sha256" in str(e.value)
+
+
+def test_a_missing_model_mixed_onnx_is_refused_where_typing_is_strong(device):
+    from stages.common.errors import PipelineError
+    cfg, layout, trt = device
+    os.remove(layout.precision_model)
+    if trt.__version__.startswith("8."):
+        build(cfg, layout)
+        return
+    with pytest.raises(PipelineError) as e:
+        build(cfg, layout)
+    assert layout.precision_model in str(e.value) and "engine.precision: fp32" in str(e.value)
+
+
+def test_fp32_reads_neither_precision_file(device):
+    cfg, layout, trt = device
+    cfg["engine"]["precision"] = "fp32"
+    edit_report(layout, onnx_sha256="0" * 64, mixed_sha256="0" * 64)
+    folder, record = build(cfg, layout)
+    assert record["precision"]["typing"] == "fp32" and record["onnx"] == "model.onnx"
+
+
+def test_timing_cache_off_means_no_read_and_no_write(device, capsys):
+    cfg, layout, trt = device
+    folder, _ = build(cfg, layout)
+    with open(folder.timing_cache, "rb") as f:
+        saved = f.read()
+    assert json.loads(saved.decode())["builds"] == 1
+    cfg["engine"]["timing_cache"] = False
+    capsys.readouterr()
+    with open(folder.timing_cache, "wb") as f:
+        f.write(b"not a timing cache")  # read, it would print a warning and say "saved"
+    folder, record = build(cfg, layout)
+    out = capsys.readouterr()
+    assert "timing cache new" in out.out and "timing.cache" not in out.out + out.err
+    assert record["timing_cache"] == "new"
+    with open(folder.timing_cache, "rb") as f:
+        assert f.read() == b"not a timing cache"  # not rewritten either
+    cfg["engine"]["timing_cache"] = True
+    folder.write_log([])
+    with open(folder.timing_cache, "wb") as f:
+        f.write(saved)
+    assert build(cfg, layout)[1]["timing_cache"] == "reused"
+
+
+@pytest.mark.parametrize("workspace_mb,limit,retried", [(64, 40, True), (32, 20, True),
+                                                          (31, 20, False)])
+def test_the_out_of_memory_retry_halves_the_workspace_down_to_its_lower_bound(
+        device, monkeypatch, workspace_mb, limit, retried):
+    from stages.common.errors import PipelineError
+    cfg, layout, trt = device
+    cfg["engine"]["workspace_mb"] = workspace_mb
+    monkeypatch.setenv("TRT_DOUBLE_OOM_ABOVE_MB", str(limit))
+    if not retried:
+        with pytest.raises(PipelineError) as e:
+            build(cfg, layout)
+        assert "add swap" in str(e.value)
+        return
+    record = build(cfg, layout)[1]
+    assert record["oom_retry"] is True and record["workspace_mb"] == workspace_mb // 2
+
+
+@pytest.mark.parametrize("message", [
+    "Requested amount of GPU memory (2147483648 bytes) could not be allocated",
+    "CUDA OUT OF MEMORY", "Out Of Memory", "cudaErrorMemoryAllocation",
+    "[TRT] Error Code 1: Cuda Runtime (out of memory)", "OutOfMemory in tactic",
+    "Insufficient Memory for tactic", "FAILED TO ALLOCATE 1073741824 bytes"])
+def test_out_of_memory_is_recognised_in_any_letter_case(message):
+    from stages.device.trt_builder import out_of_memory
+    assert out_of_memory(["[W] something else", message])
+    assert out_of_memory([message.upper()]) and out_of_memory([message.lower()])
+    assert not out_of_memory(["[E] network is invalid", "parser error"])
+
+
+# the inspector read-back: which engine layers hold a pinned layer that ran in fp16
+PINS = {"pinned_layers": ["soft", "norm/Pow"], "island_tensors": ["logits", "norm_out"]}
+
+
+class Inspector(object):
+    def __init__(self, layers):
+        self.layers = layers
+
+    def get_engine_information(self, fmt):
+        return json.dumps({"Layers": self.layers})
+
+
+class Runtime(object):
+    """An engine whose inspector reports `layers` (name, output name, output type)."""
+
+    def __init__(self, layers):
+        self.layers = [{"Name": n, "Outputs": [{"Name": o, "Format/Datatype": "Row major linear "
+                                                + t}]} for n, o, t in layers]
+
+    def deserialize_cuda_engine(self, plan):
+        return self
+
+    def create_engine_inspector(self):
+        return Inspector(self.layers)
+
+
+def check(device_trt, layers):
+    from stages.device.trt_precision import check_engine
+    return check_engine(device_trt, Runtime(layers), b"plan", PINS)
+
+
+@pytest.mark.parametrize("layers,bad", [
+    ([("soft", "x", "FP16 format")], "soft"),  # by name
+    ([("relu + soft", "x", "FP16 format")], "relu + soft"),  # by name inside a fused layer
+    ([("myl_7", "logits", "Half")], "myl_7"),  # by an island's output tensor, renamed layer
+    ([("a + norm/Pow + b", "y", "FP16")], "a + norm/Pow + b"),
+])
+def test_a_pinned_layer_running_in_fp16_is_an_offender(device, layers, bad):
+    from stages.common.errors import PipelineError
+    cfg, layout, trt = device
+    with pytest.raises(PipelineError) as e:
+        check(trt, layers + [("relu", "r", "FP16 format")])
+    assert bad in str(e.value) and "relu," not in str(e.value)
+
+
+@pytest.mark.parametrize("layers", [
+    [("soft", "logits", "FP32 format")],  # pinned, and in fp32
+    [("Reformatting CopyNode for Output Tensor 0 to soft", "logits", "FP16 format")],
+    [("softer", "x", "FP16 format")],  # only a name that contains a pinned name
+    [("relu", "r", "FP16 format"), ("soft", "logits", "Float")],
+])
+def test_reformatting_layers_and_other_layers_are_not_offenders(device, layers):
+    cfg, layout, trt = device
+    record = check(trt, layers)
+    assert record["available"] and record["layers"] == len(layers)
