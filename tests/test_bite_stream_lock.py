@@ -149,3 +149,183 @@ def test_every_command_that_can_write_takes_the_lock(tmp_path, argv, release_loc
     with open(path) as f:
         assert f.read().strip() == str(os.getpid())
     assert lock.needs_lock(argv)
+
+
+# --- what the first mutation run of runtime/stream.py and lock.py let through -----------------
+
+def finishes(target, seconds=20):
+    """Run target() in a thread; True when it ended within `seconds` (False: it hangs)."""
+    box = []
+    t = threading.Thread(target=lambda: box.append(_outcome(target)))
+    t.daemon = True
+    t.start()
+    t.join(seconds)
+    return box[0] if box else "hangs"
+
+
+def _outcome(target):
+    try:
+        return ("returned", target())
+    except Exception as e:  # the stream's own error, handed back for the assertion
+        return ("raised", e)
+
+
+def test_a_slow_decoder_and_a_slow_writer_do_not_make_up_frames():
+    """Queues empty (or full) for longer than the polling interval are waited on, not skipped."""
+    def frames():
+        for i in range(3):
+            time.sleep(0.12)
+            yield i
+    written = []
+
+    def write(i, r):
+        time.sleep(0.12)
+        written.append((i, r))
+    assert finishes(lambda: run_stream(frames(), lambda i: i * 2, write)) == ("returned", 3)
+    assert written == [(0, 0), (1, 2), (2, 4)]
+
+
+def test_a_slow_segment_with_a_full_inbox_loses_no_frame():
+    seen = []
+
+    def segment(i):
+        time.sleep(0.03)
+        return i
+    assert run_stream(iter(range(12)), segment, lambda i, r: seen.append(i), depth=2) == 12
+    assert seen == list(range(12))
+
+
+def test_an_error_in_segment_with_a_full_inbox_ends_the_stream():
+    def segment(i):
+        if i == 1:
+            time.sleep(0.2)  # the reader fills the inbox and waits on it
+            raise ValueError("bad frame")
+        return i
+    outcome = finishes(lambda: run_stream(iter(range(100)), segment, lambda i, r: None, depth=2))
+    assert outcome[0] == "raised" and str(outcome[1]) == "bad frame"
+
+
+def test_a_write_error_with_a_full_outbox_ends_the_stream():
+    def write(i, r):
+        time.sleep(0.1)
+        raise IOError("disk full")
+    outcome = finishes(lambda: run_stream(iter(range(100)), lambda i: i, write, depth=2))
+    assert outcome[0] == "raised" and str(outcome[1]) == "disk full"
+
+
+def test_side_work_already_started_completes_before_an_error_is_raised():
+    started, finished = set(), set()
+
+    def side(i, r):
+        started.add(i)
+        time.sleep(0.1 + 0.2 * i)  # frame 0's write fails while the others still run
+        finished.add(i)
+
+    def write(i, r):
+        raise IOError("disk full")
+    with pytest.raises(IOError):
+        run_stream(iter(range(4)), lambda i: i, write, side=side, workers=4)
+    assert started and finished == started
+
+
+def test_at_most_workers_side_tasks_run_at_once():
+    running, most, guard = [0], [0], threading.Lock()
+
+    def side(i, r):
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.03)
+        with guard:
+            running[0] -= 1
+    run_stream(iter(range(12)), lambda i: i, lambda i, r: None, side=side, workers=1)
+    assert most[0] == 1
+    run_stream(iter(range(12)), lambda i: i, lambda i, r: None, side=side, workers=3)
+    assert most[0] > 1
+
+
+def test_compare_modes_runs_the_side_work_and_passes_each_frame_and_result_on():
+    sides, writes = [], []
+    report = compare_modes(lambda: iter(range(3)), lambda i: i + 10,
+                           lambda i, r: writes.append((i, r)), lambda r: b"%d" % r,
+                           side=lambda i, r: sides.append((i, r)))
+    assert sorted(sides) == sorted(writes) == sorted([(i, i + 10) for i in range(3)] * 2)
+    for mode in ("sequential", "pipelined"):
+        m = report[mode]
+        assert set(m) == {"frames", "seconds", "fps", "digests"} and m["seconds"] > 0
+        assert m["fps"] == pytest.approx(3 / m["seconds"])
+    assert report["speedup"] == pytest.approx(report["pipelined"]["fps"]
+                                              / report["sequential"]["fps"])
+
+
+def test_compare_modes_on_an_empty_stream_reports_no_speedup():
+    report = compare_modes(lambda: iter([]), lambda i: i, lambda i, r: None, lambda r: b"")
+    assert report["speedup"] == 0.0 and report["sequential"]["fps"] == 0.0
+
+
+def test_the_sub_command_skips_options_and_variables():
+    assert lock.doit_command(["doit", "-s", "onnx"]) == "onnx"
+    assert lock.doit_command(["doit", "alpha=2", "info"]) == "info"
+    assert lock.doit_command(["doit"]) == lock.doit_command(["doit", "-v", "alpha=2"]) == "run"
+
+
+def hold(path):
+    f = open(path, "a+")
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    f.seek(0)
+    f.truncate()
+    f.write("4242\n")
+    f.flush()
+    return f
+
+
+def test_a_second_run_says_who_holds_the_lock_and_waits_for_it(tmp_path, release_locks):
+    import io
+    artifacts = str(tmp_path)
+    holder = hold(os.path.join(artifacts, lock.LOCK_NAME))
+    out, box = io.StringIO(), []
+    t = threading.Thread(target=lambda: box.append(lock.acquire(artifacts, out)))
+    t.daemon = True
+    t.start()
+    try:
+        deadline = time.time() + 20
+        while "waiting" not in out.getvalue() and time.time() < deadline:
+            time.sleep(0.01)
+        assert not box  # still waiting
+        assert out.getvalue() == ("doit: another doit run (pid 4242) is using %s; waiting for it "
+                                  "to finish.\n" % artifacts)
+    finally:
+        holder.close()  # the first run ends
+    t.join(20)
+    assert box == [[]] and held_elsewhere(os.path.join(artifacts, lock.LOCK_NAME))
+    with open(os.path.join(artifacts, lock.LOCK_NAME)) as f:
+        assert f.read() == "%d\n" % os.getpid()
+
+
+def test_an_uncontended_lock_says_nothing_and_removes_stale_temps(tmp_path, release_locks):
+    import io
+    artifacts = str(tmp_path / "artifacts")
+    os.makedirs(os.path.join(artifacts, "onnx"))
+    stale = os.path.join(artifacts, "onnx", ".model.onnx.abcd1234.tmp")
+    with open(stale, "w") as f:
+        f.write("half")
+    os.utime(stale, (time.time() - 60, time.time() - 60))
+    kept = os.path.join(artifacts, "onnx", "model.onnx")
+    with open(kept, "w") as f:
+        f.write("whole")
+    out = io.StringIO()
+    assert lock.acquire(artifacts, out) == [stale]
+    assert out.getvalue() == "doit: removed 1 temp file(s) an interrupted run left in %s.\n" % (
+        artifacts)
+    assert not os.path.exists(stale) and os.path.exists(kept)
+    assert lock.acquire(artifacts, out) == []  # held already: nothing again
+
+
+def test_the_lock_message_goes_to_stderr_when_no_stream_is_given(tmp_path, capsys,
+                                                                 release_locks):
+    artifacts = str(tmp_path)
+    stale = os.path.join(artifacts, ".x.abcd1234.tmp")
+    open(stale, "w").close()
+    os.utime(stale, (time.time() - 60, time.time() - 60))
+    lock.acquire(artifacts)
+    assert "removed 1 temp file(s)" in capsys.readouterr().err
