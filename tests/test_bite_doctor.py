@@ -10,7 +10,9 @@ from stages.device import doctor
 from stages.device.doctor_checks import estimate_build, swap_command
 from test_bite_config import refused, root  # noqa: F401 (fixture)
 from test_bite_config import load as load_config
-from test_doctor import B4_BYTES, CFG, b4, copy_machine, line, run  # noqa: F401 (fixture)
+from test_doctor import CFG, copy_machine, line, run
+
+ONNX_BYTES = 3 << 20  # a small model.onnx keeps these tests fast; the estimate scales with it
 
 MACHINE = "nano-4gb-l4t32.7.1-swap"
 
@@ -29,8 +31,24 @@ def set_memory(root, available_mb, swap_free_mb, zram_mb=500):
         f.write("/swapfile file\t%d\t%d\t-1\n" % ((swap_free_mb + 100) * 1024, 100 * 1024))
 
 
+@pytest.fixture
+def b4(tmp_path, monkeypatch):
+    """A project folder (the cwd) with a model.onnx of ONNX_BYTES and its sidecar."""
+    import json
+    from stages.common.files import sha256_file
+    from stages.common.layout import Layout
+    monkeypatch.chdir(tmp_path)
+    os.makedirs(os.path.join("artifacts", "onnx"))
+    path = os.path.join("artifacts", "onnx", "model.onnx")
+    with open(path, "wb") as f:
+        f.truncate(ONNX_BYTES)
+    with open(os.path.join("artifacts", "onnx", "model.json"), "w") as f:
+        json.dump({"onnx_sha256": sha256_file(path)}, f)
+    return Layout({"artifacts": "artifacts", "golden": {"images": []}})
+
+
 def need_mb():
-    return estimate_build(B4_BYTES, CFG["engine"]["workspace_mb"], True)[0]
+    return estimate_build(ONNX_BYTES, CFG["engine"]["workspace_mb"], True)[0]
 
 
 @pytest.mark.parametrize("extra_mb", [0, 1, 700])

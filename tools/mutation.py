@@ -101,7 +101,7 @@ GROUPS = {
         ],
     ),
     "doctor": (
-        ["stages/device/doctor_checks.py", "stages/device/doctor.py"],
+        ["stages/device/doctor_checks.py"],
         [
             "tests/test_bite_doctor.py",
             "tests/test_doctor.py",
