@@ -5,6 +5,7 @@ when switched off, the out-of-memory retry (its boundary and any letter case), a
 layers the inspector read-back counts as running a pinned layer in fp16."""
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -234,3 +235,103 @@ def test_reformatting_layers_and_other_layers_are_not_offenders(device, layers):
     cfg, layout, trt = device
     record = check(trt, layers)
     assert record["available"] and record["layers"] == len(layers)
+
+
+# --- what the first mutation run of the engine link let through ------------------------------
+
+def test_the_build_record_names_its_source_settings_device_and_times(device, capsys):
+    cfg, layout, trt = device
+    folder, record = build(cfg, layout)
+    meta = folder.read()["engine"]
+    strong = not trt.__version__.startswith("8.")
+    assert record["onnx"] == ("model.mixed.onnx" if strong else "model.onnx")
+    assert meta["settings"] == cfg["engine"] and meta["tensorrt"] == trt.__version__
+    assert meta["device"]["gpu"] == "Double GPU" and meta["device"]["tensorrt"] == trt.__version__
+    assert 0 <= meta["build_seconds"] < 600
+    with open(folder.build_log) as f:
+        log = f.read().splitlines()
+    assert log[-1].startswith("build_engine: built in ") and float(log[-1].split()[3]) < 600
+    out = capsys.readouterr().out
+    assert re.search(r"\nbuild_engine: built in \d+\.\d s, 0\.0 MB, \d+ network layers; ", out)
+    assert "previous build" not in out
+    cfg["engine"]["workspace_mb"] = 32
+    folder.write_log(["an earlier build"], seconds=12.5)
+    build(cfg, layout)
+    assert "timing cache saved, previous build 12 s)" in capsys.readouterr().out
+
+
+def test_a_failed_build_logs_how_long_it_ran(device, monkeypatch):
+    from stages.common.errors import PipelineError
+    cfg, layout, trt = device
+    monkeypatch.setenv("TRT_DOUBLE_FAIL_BUILD", "1")
+    with pytest.raises(PipelineError):
+        build(cfg, layout)
+    from stages.device import settings
+    with open(settings.engine_folder(layout).build_log) as f:
+        last = f.read().splitlines()[-1]
+    assert last.startswith("build_engine: failed after ") and float(last.split()[3]) < 600
+
+
+def test_a_strong_build_without_model_mixed_onnx_names_the_tensorrt(device):
+    from stages.common.errors import PipelineError
+    cfg, layout, trt = device
+    if trt.__version__.startswith("8."):
+        return
+    os.remove(layout.precision_model)
+    with pytest.raises(PipelineError) as e:
+        build(cfg, layout)
+    assert "TensorRT %s is strongly typed" % trt.__version__ in str(e.value)
+
+
+def test_without_precision_json_the_keep_fp32_groups_of_the_sidecar_are_the_islands(device):
+    from runtime import files
+    cfg, layout, trt = device
+    if not trt.__version__.startswith("8."):
+        return
+    os.remove(layout.precision_report)
+    sidecar = os.path.join(layout.onnx_dir, "model.json")
+    meta = files.read_json(sidecar)
+    meta["precision_groups"] = {"softmax": {"tensors": ["logits"]}, "layernorm": {"tensors": []}}
+    files.write_json(sidecar, meta)
+    record = build(cfg, layout)[1]["precision"]
+    assert record["islands"] == 1 and record["pinned_layers"] and not record["unmatched_islands"]
+    assert record["island_tensors"] == ["logits"]
+    cfg["engine"]["keep_fp32"] = ["softmax", "attention"]
+    with pytest.raises(Exception) as e:
+        build(cfg, layout)
+    assert "engine.keep_fp32 names attention" in str(e.value)
+
+
+def test_a_machine_without_tensorrt_is_refused_before_any_build(device, monkeypatch):
+    from runtime import device as runtime_device
+    from stages.common.errors import PipelineError
+    cfg, layout, trt = device
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt fails; the GPU stays
+    monkeypatch.setattr(runtime_device, "_CACHE", {})
+    assert runtime_device.fingerprint()["gpu"] and not runtime_device.fingerprint()["tensorrt"]
+    with pytest.raises(PipelineError) as e:
+        build(cfg, layout)
+    assert "no TensorRT or no CUDA GPU" in str(e.value)
+
+
+def summary(typing, available=True, oom_retry=False):
+    from stages.device.engine import summary_lines
+    precision = {"typing": typing}
+    if typing == "weak":
+        precision.update(pinned_layers=["a", "b", "c"], islands=2,
+                         pinned_by_op={"Softmax": 2, "Pow": 1})
+    inspector = ({"available": True, "layers_per_precision": {"fp32": 3, "fp16": 10}}
+                 if available else {"available": False, "reason": "no inspector"})
+    return summary_lines({"precision": precision, "onnx": "model.mixed.onnx",
+                          "inspector": inspector, "workspace_mb": 512,
+                          "workspace_api": "max_workspace_size", "oom_retry": oom_retry})
+
+
+def test_the_build_summary_in_words():
+    assert summary("weak") == ["fp32 pinned: 3 layers for 2 islands (Pow 1, Softmax 2)",
+                               "inspector: fp16 10, fp32 3 engine layers",
+                               "workspace 512 MB via max_workspace_size"]
+    assert summary("strong", available=False, oom_retry=True) == [
+        "strongly typed from model.mixed.onnx", "inspector: unavailable (no inspector)",
+        "workspace 512 MB via max_workspace_size (after an out-of-memory retry)"]
+    assert summary("fp32")[0] == "fp32 engine"
