@@ -335,3 +335,91 @@ def test_the_build_summary_in_words():
         "strongly typed from model.mixed.onnx", "inspector: unavailable (no inspector)",
         "workspace 512 MB via max_workspace_size (after an out-of-memory retry)"]
     assert summary("fp32")[0] == "fp32 engine"
+
+
+def test_the_build_record_of_each_generation(device):
+    cfg, layout, trt = device
+    record = build(cfg, layout)[1]
+    flags = trt.NetworkDefinitionCreationFlag
+    assert record["detailed_profiling"] is True and "progress_monitor" in record
+    assert record["inspector"]["available"] is True and record["inspector"]["layers"] >= 1
+    if trt.__version__.startswith("8."):
+        assert record["workspace_api"] == "max_workspace_size"
+        assert record["precision"]["flags"] == ["FP16", "OBEY_PRECISION_CONSTRAINTS"]
+        assert record["network_flags"] == 1 << int(flags.EXPLICIT_BATCH)
+    else:
+        assert record["workspace_api"] == "set_memory_pool_limit(WORKSPACE)"
+        assert record["network_flags"] & (1 << int(flags.STRONGLY_TYPED))
+
+
+@pytest.mark.parametrize("saved,state", [
+    (b"not json", "replaced: the saved one was unreadable"),
+    (json.dumps({"version": "7.1.3", "builds": 9}).encode(),
+     "replaced: the saved one was from another TensorRT or GPU")])
+def test_a_saved_timing_cache_tensorrt_cannot_use_is_replaced(device, capsys, saved, state):
+    cfg, layout, trt = device
+    folder, _ = build(cfg, layout)
+    with open(folder.timing_cache, "wb") as f:
+        f.write(saved)
+    cfg["engine"]["workspace_mb"] = 32
+    folder, record = build(cfg, layout)
+    assert record["timing_cache"] == state
+    assert "the saved timing.cache is %s" % state.split(" was ")[1] in capsys.readouterr().out
+    with open(folder.timing_cache, "rb") as f:
+        assert json.loads(f.read().decode())["version"] == trt.__version__  # a fresh one
+
+
+def test_a_parse_error_names_each_node_and_its_operator(device):
+    from onnx import TensorProto, helper
+    from runtime import files
+    from stages.common.errors import PipelineError
+    cfg, layout, trt = device
+    cfg["engine"]["precision"] = "fp32"
+    x = helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])
+    node = helper.make_node("NoSuchOp", ["pixel_values"], ["logits"], name="odd")
+    data = helper.make_model(helper.make_graph([node], "g", [x], [y]),
+                             opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    files.write_bytes(layout.onnx_model, data)
+    sidecar = os.path.join(layout.onnx_dir, "model.json")
+    meta = files.read_json(sidecar)
+    meta["onnx_sha256"] = files.sha256_bytes(data)
+    files.write_json(sidecar, meta)
+    with pytest.raises(PipelineError) as e:
+        build(cfg, layout)
+    assert re.search(r"cannot parse model\.onnx: node (odd|#0)( \(NoSuchOp\))?: .*NoSuchOp",
+                     str(e.value)), str(e.value)
+
+
+def test_a_gpu_without_fast_fp16_is_refused_for_an_fp16_build(device, monkeypatch):
+    from stages.common.errors import PipelineError
+    cfg, layout, trt = device
+    monkeypatch.setenv("TRT_DOUBLE_FAST_FP16", "0")
+    if not trt.__version__.startswith("8."):
+        return
+    with pytest.raises(PipelineError) as e:
+        build(cfg, layout)
+    assert "no fast fp16" in str(e.value)
+
+
+def test_an_island_no_layer_computes_is_named_in_a_warning(device, capsys):
+    cfg, layout, trt = device
+    if not trt.__version__.startswith("8."):
+        return
+    edit_report(layout, islands=[{"node": "gone", "op": "Softmax", "outputs": ["nowhere"]}])
+    record = build(cfg, layout)[1]["precision"]
+    assert record["unmatched_islands"] == ["gone"] and record["pinned_layers"] == []
+    assert "no layer of the parsed network computes the islands gone" in capsys.readouterr().out
+
+
+def test_a_pinned_layer_the_build_ran_in_fp16_fails_the_build(device, monkeypatch):
+    from stages.common.errors import PipelineError
+    cfg, layout, trt = device
+    if not trt.__version__.startswith("8."):
+        return
+    monkeypatch.setenv("TRT_DOUBLE_IGNORE_PIN", "soft")
+    with pytest.raises(PipelineError) as e:
+        build(cfg, layout)
+    assert "ran layers pinned to fp32 in fp16" in str(e.value)
+    from stages.device import settings
+    assert not settings.engine_folder(layout).exists()
