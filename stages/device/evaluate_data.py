@@ -191,13 +191,14 @@ def _check_ids(path, stored, layout, num_labels):
     bad = [v for v in np.nonzero(counts)[0] if int(v) not in _valid_stored(layout, num_labels)]
     if bad:
         v = int(bad[0])
-        allowed = ("0-%d" % (num_labels - 1) if layout == "indices" else
-                   "0-34" if layout == "sidewalk" else "Cityscapes ids 0-33")
-        raise DatasetError("Label %s has class id %d at %d pixels, but labels=%s allows %s and 255 "
-                           "(ignore)%s: fix the label." % (
-                               path, v, int(counts[v]), layout, allowed,
-                               " (the model has %d labels)" % num_labels
-                               if layout == "indices" else ""))
+        if layout == "indices":
+            allowed = "the model has %d labels (ids 0-%d; 255 = ignore)" % (num_labels,
+                                                                         num_labels - 1)
+        else:
+            allowed = "labels=%s allows %s and 255 (ignore)" % (
+                layout, "0-34" if layout == "sidewalk" else "the Cityscapes ids 0-33")
+        raise DatasetError("Label %s has class id %d at %d pixels, but %s: fix the label, or "
+                           "choose its layout with labels=." % (path, v, int(counts[v]), allowed))
 
 
 def check_all(pairs, layout, num_labels):
