@@ -101,7 +101,7 @@ def gate(variants, baseline_name, max_miou_drop, max_class_iou_drop=None):
             out.append((name, "variant %s loses %.4f mIoU against the %s (%.4f -> %.4f), more "
                               "than evaluate.max_miou_drop %g%s" % (
                                   name, drop, baseline_name, base["mIoU"], result["mIoU"],
-                                  max_miou_drop, _class_note(worst, "; its largest class drop is"))))
+                                  max_miou_drop, _class_note(worst))))
         elif max_class_iou_drop is not None and worst and worst[1] > max_class_iou_drop:
             out.append((name, "variant %s loses %.4f IoU on class %s against the %s (%.4f -> "
                               "%.4f), more than evaluate.max_class_iou_drop %g" % (
@@ -122,7 +122,7 @@ def _worst_class(result, base):
     return worst
 
 
-def _class_note(worst, prefix):
+def _class_note(worst):
     if not worst or worst[1] <= 0:
         return ""
-    return "%s %s (IoU %.4f -> %.4f)" % (prefix, worst[0], worst[2], worst[3])
+    return "; its largest class drop is %s (IoU %.4f -> %.4f)" % (worst[0], worst[2], worst[3])

@@ -190,7 +190,8 @@ def test_255_is_ignore_and_ids_up_to_the_last_label_are_accepted(tmp_path):
     r = make_set(str(tmp_path / "s"), images=["a"], value=255)
     Image.new("L", (8, 6), 34).save(os.path.join(r, "labels", "a.png"))
     check(r)
-    with pytest.raises(data.DatasetError, match="class id 34 at 48 pixels, but the model has 34 labels .ids 0-33"):
+    with pytest.raises(data.DatasetError,
+                       match="class id 34 at 48 pixels, but the model has 34 labels .ids 0-33"):
         check(r, num_labels=34)
 
 

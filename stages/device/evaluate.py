@@ -133,11 +133,9 @@ def _sorted(names):
 
 def run_evaluate(cfg, layout, host_factory=None):
     """doit evaluate: every variant this machine can run on the labelled set evaluate.data."""
-    from runtime import sidecar
     opts = cfg["evaluate"]
     layout_name, pairs = data.find_pairs(opts["data"], opts["labels"])
-    onnx_meta = sidecar.load(layout.onnx_sidecar) if os.path.isfile(layout.onnx_sidecar) else {}
-    labels = onnx_meta.get("labels") or _host_labels(layout)
+    labels, onnx_meta = _labels(layout)
     data.check_model(layout_name, labels)
     data_sha = data.check_all(pairs, layout_name, len(labels))
     variants = []
@@ -173,9 +171,14 @@ def run_evaluate(cfg, layout, host_factory=None):
             report["failures"][0], out_dir))
 
 
-def _host_labels(layout):
-    from stages.host.golden import checkout_manifest
-    return checkout_manifest(layout.manifest)["labels"]
+def _labels(layout):
+    """The model's labels and sidecar, from model.onnx's sidecar (the host's onnx link)."""
+    from runtime import sidecar
+    if not os.path.isfile(layout.onnx_sidecar):
+        raise DeviceError("%s is missing: run `doit onnx` on the host (or copy the bundle), "
+                          "then `doit evaluate` again." % layout.onnx_sidecar)
+    meta = sidecar.load(layout.onnx_sidecar)
+    return meta["labels"], meta
 
 
 def _report(opts, layout_name, pairs, data_sha, labels, onnx_meta):

@@ -80,8 +80,9 @@ def _stem(name, layout, suffix_kind):
 
 def _listing(folder, data, what):
     if not os.path.isdir(folder):
-        raise DatasetError("%s has no %s/ folder: a labelled set is DIR/images/ (the images) and "
-                           "DIR/labels/ (one PNG of class ids per image, same stem)." % (data, what))
+        raise DatasetError("%s has no %s/ folder: a labelled set is DIR/images/ (the images) "
+                           "and DIR/labels/ (one PNG of class ids per image, same stem)." % (
+                               data, what))
     return sorted(n for n in os.listdir(folder) if not n.startswith("."))
 
 
