@@ -4,6 +4,7 @@ device's run beside the host's report with a planted engine drop failing the gat
 import json
 import os
 import shutil
+import tarfile
 
 import numpy as np
 import pytest
@@ -40,6 +41,29 @@ def test_the_shipped_set_runs_with_every_host_variant(project):
     assert os.path.isfile(os.path.join(folder, "confusion_reference.png"))
     assert "evaluate: 6 images in datasets/sidewalk-demo" in out and "\r" not in out
     assert "passed: every variant within evaluate.max_miou_drop" in out
+    code, out = doit(project, "bundle")  # the device gets the set and the host's numbers
+    assert code == 0, out
+    path = os.path.join(project, "artifacts", "bundle", "segformer-device-bundle.tar.gz")
+    with tarfile.open(path) as tar:
+        names = set(n[len("segformer-trt/"):] for n in tar.getnames())
+    for need in ("datasets/sidewalk-demo/labels/scene_05.png", "artifacts/evaluate/report.json",
+                 "artifacts/evaluate/worst/reference_1_scene_00.jpg"):
+        assert need in names, need
+
+
+def test_the_engine_is_a_variant_where_one_is_built(project):
+    """Through the TensorRT and pycuda test doubles (ONNX Runtime inside, not TensorRT): the
+    device-side path of the engine variant, next to the host's variants."""
+    from conftest import PYCUDA_DOUBLE, TRT_DOUBLE
+    env = {"TRT_DOUBLE_API": "8.2"}
+    code, out = doit(project, "build_engine", env=env, doubles=(TRT_DOUBLE, PYCUDA_DOUBLE))
+    assert code == 0, out
+    code, out = doit(project, "evaluate", env=env, doubles=(TRT_DOUBLE, PYCUDA_DOUBLE))
+    assert code == 0, out
+    engine = report(project)["variants"]["engine"]
+    assert engine["title"].startswith("engine fp16, TensorRT 8.2.1.8, double-gpu_sm53")
+    assert abs(engine["change"]["mIoU"]) < 0.002
+    assert "  engine        host " in out
 
 
 def street_label(shape):

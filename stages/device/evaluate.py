@@ -58,9 +58,10 @@ def device_variants(layout, onnx_meta, here="device"):
     if settings.built_engine(layout) is not None:
         seg = open_runtime(layout, "tensorrt")
         d = seg.backend.describe()
-        out.append(Variant("engine", "engine %s (%s, pre/post on the %s)" % (
-            seg.backend.precision, d.get("device", d.get("model", "")), seg.pre_post.upper()),
-            "device", lambda image, seg=seg: seg.segment(image).mask))
+        out.append(Variant("engine", "engine %s, TensorRT %s, %s, pre/post on the %s" % (
+            seg.backend.precision, d.get("tensorrt"), os.path.basename(os.path.dirname(
+                d["model"])), seg.pre_post.upper()), here,
+            lambda image, seg=seg: seg.segment(image).mask))
     return out
 
 
