@@ -114,18 +114,22 @@ def run_variant(variant, pairs, layout_name, labels, worst_n, max_mp):
     return result, worst
 
 
-def host_report(path, data_sha, onnx_sha):
-    """The variants of an earlier report for the same labelled set and model.onnx, else {}."""
+def host_report(path, data_sha, onnx_sha, running):
+    """The variants of an earlier report for the same labelled set and model.onnx that this
+    machine does not run, else {}."""
     if not os.path.isfile(path):
         return {}
     old = files.read_json(path)
     if not isinstance(old, dict) or old.get("format") != FORMAT:
         return {}
+    others = dict((k, v) for k, v in old.get("variants", {}).items() if k not in running)
+    if not others:
+        return {}
     if old.get("data_sha256") != data_sha or old.get("model", {}).get("onnx_sha256") != onnx_sha:
         print("note: %s is for another labelled set or model.onnx; its variants are not "
               "carried over." % path)
         return {}
-    return old.get("variants", {})
+    return others
 
 
 def _sorted(names):
@@ -150,11 +154,11 @@ def run_evaluate(cfg, layout, host_factory=None):
     variants.sort(key=lambda v: ORDER.index(v.name))
     out_dir = os.path.join(layout.artifacts, "evaluate")
     carried = host_report(os.path.join(out_dir, "report.json"), data_sha,
-                          onnx_meta.get("onnx_sha256"))
+                          onnx_meta.get("onnx_sha256"), [v.name for v in variants])
     report = _report(opts, layout_name, pairs, data_sha, labels, onnx_meta)
     staged = files.staged_dir(out_dir)
     try:
-        _carry(carried, [v.name for v in variants], out_dir, staged, report)
+        _carry(carried, out_dir, staged, report)
         for v in variants:
             result, worst = run_variant(v, pairs, layout_name, labels, opts["worst"],
                                         cfg["infer"]["max_megapixels"])
@@ -192,11 +196,9 @@ def _report(opts, layout_name, pairs, data_sha, labels, onnx_meta):
             "variants": {}}
 
 
-def _carry(carried, running, out_dir, staged, report):
+def _carry(carried, out_dir, staged, report):
     """Keep an earlier report's variants that this machine does not run (and their pictures)."""
     for name, result in carried.items():
-        if name in running:
-            continue
         result = dict(result, carried_from="an earlier report in %s" % out_dir)
         for rel in [p for group in result.get("pictures", {}).values()
                     for p in (group if isinstance(group, list) else [group])]:
