@@ -206,10 +206,18 @@ def check_all(pairs, layout, num_labels):
     """Every label read and checked against its image before any model runs; returns the set's
     fingerprint (sha256 over the names and bytes of every file)."""
     digest = hashlib.sha256()
+    labelled = 0
     for stem, image_path, label_path in pairs:
-        read_label(label_path, layout, num_labels, image_path)
+        labelled += int(np.count_nonzero(read_label(label_path, layout, num_labels, image_path)
+                                          != IGNORE))
         for path in (image_path, label_path):
             digest.update(os.path.basename(path).encode("utf-8"))
             with open(path, "rb") as f:
                 digest.update(hashlib.sha256(f.read()).digest())
+    if not labelled:
+        raise DatasetError("Every label pixel in %s is ignored (255%s): there is nothing to "
+                           "evaluate; check the labels or their layout (labels=)." % (
+                               os.path.dirname(pairs[0][2]),
+                               ", or unlabeled 0 with labels=sidewalk" if layout == "sidewalk"
+                               else ""))
     return digest.hexdigest()
