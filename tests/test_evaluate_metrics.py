@@ -253,7 +253,9 @@ def test_the_config_refuses_a_drop_limit_out_of_bounds():
 
 def test_fold_state_reads_the_sidecar():
     assert fold_state({}) is None
-    assert fold_state({"fold": {"folded": True}}) is True
+    assert fold_state({"decode_head": {"format": "segformer-decode-head-fold/1", "folded": True,
+                                       "macs": {}}}) is True
+    assert fold_state({"decode_head": {"folded": False}}) is False
     assert fold_state({"folded": False}) is False
 
 

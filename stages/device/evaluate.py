@@ -34,8 +34,10 @@ class Variant(object):
 
 
 def fold_state(sidecar):
-    """What model.onnx's sidecar says about the decode-head fold: True/False, or None."""
-    for key in ("fold", "folded", "decode_head_fold"):
+    """What model.onnx's sidecar says about the decode-head fold: True/False, or None. The fold
+    (issue 22) records {"format": "segformer-decode-head-fold/1", "folded": bool, ...} under
+    "decode_head"."""
+    for key in ("decode_head", "fold", "folded"):
         value = sidecar.get(key)
         if isinstance(value, dict):
             value = value.get("folded", value.get("enabled", value.get("applied")))
