@@ -156,6 +156,7 @@ def check(root, layout="auto", num_labels=35):
     ("twice", "have the same stem 'a'"),
     ("notimage", "{r}/images/notes.txt is not an image"),
     ("ignored", "Every label pixel in {r}/labels is ignored (255)"),
+    ("nofolder", "The labelled set {r} (evaluate.data, or data= on the command line) is not a"),
 ])
 def test_each_bad_dataset_is_one_sentence_naming_the_file(tmp_path, case, needle):
     r = str(tmp_path / "set")
@@ -183,6 +184,8 @@ def test_each_bad_dataset_is_one_sentence_naming_the_file(tmp_path, case, needle
         open(os.path.join(r, "images", "notes.txt"), "w").close()
     elif case == "ignored":
         make_set(r, value=255)
+    elif case == "nofolder":
+        pass
     with pytest.raises(data.DatasetError) as e:
         check(r)
     assert needle.format(r=r) in str(e.value)

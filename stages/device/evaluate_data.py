@@ -113,8 +113,8 @@ def find_pairs(data, layout="auto"):
     """(the layout used, [(stem, image path, label path)]) sorted by stem; one sentence for a
     missing folder, an empty set, an image without a label or a label without an image."""
     if not os.path.isdir(data):
-        raise DatasetError("data=%s is not a folder: give a folder holding images/ and labels/."
-                           % data)
+        raise DatasetError("The labelled set %s (evaluate.data, or data= on the command line) is "
+                           "not a folder: give a folder holding images/ and labels/." % data)
     images_dir, labels_dir = os.path.join(data, "images"), os.path.join(data, "labels")
     image_names = _listing(images_dir, data, "images")
     label_names = _listing(labels_dir, data, "labels")
