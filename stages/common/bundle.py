@@ -37,15 +37,16 @@ def bundle_inputs(cfg, layout):
 
 def _evaluate_files(cfg, layout):
     """doit evaluate's labelled set when it is inside the project, and the host's evaluate
-    report with its pictures, so the device reports its engine next to the host's numbers."""
+    report (not its pictures, whose names change from run to run), so the device reports its
+    engine next to the host's numbers."""
     out = []
-    for top in (cfg["evaluate"]["data"], os.path.join(layout.artifacts, "evaluate")):
-        if top.startswith("..") or os.path.isabs(top) or not os.path.isdir(top):
-            continue
+    top = cfg["evaluate"]["data"]
+    if not (top.startswith("..") or os.path.isabs(top)) and os.path.isdir(top):
         for folder, dirs, names in os.walk(top):
             dirs.sort()
             out += [os.path.join(folder, n) for n in sorted(names) if not n.startswith(".")]
-    return out
+    report = os.path.join(layout.artifacts, "evaluate", "report.json")
+    return out + ([report] if os.path.isfile(report) else [])
 
 
 def _readable(info):

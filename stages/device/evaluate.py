@@ -201,14 +201,13 @@ def _report(opts, layout_name, pairs, data_sha, labels, onnx_meta):
 def _carry(carried, out_dir, staged, report):
     """Keep an earlier report's variants that this machine does not run (and their pictures)."""
     for name, result in carried.items():
-        result = dict(result, carried_from="an earlier report in %s" % out_dir)
-        for rel in [p for group in result.get("pictures", {}).values()
-                    for p in (group if isinstance(group, list) else [group])]:
-            src = os.path.join(out_dir, rel)
-            if os.path.isfile(src):
-                os.makedirs(os.path.dirname(os.path.join(staged, rel)), exist_ok=True)
-                shutil.copy2(src, os.path.join(staged, rel))
-        report["variants"][name] = result
+        worst = [rel for rel in result.get("pictures", {}).get("worst", [])
+                 if os.path.isfile(os.path.join(out_dir, rel))]  # a bundle carries none
+        for rel in worst:
+            os.makedirs(os.path.dirname(os.path.join(staged, rel)), exist_ok=True)
+            shutil.copy2(os.path.join(out_dir, rel), os.path.join(staged, rel))
+        report["variants"][name] = dict(result, carried_from="an earlier report in %s" % out_dir,
+                                        pictures={"worst": worst})
 
 
 def _worst_pictures(staged, name, worst, meta, labels):
