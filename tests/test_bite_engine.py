@@ -423,3 +423,58 @@ def test_a_pinned_layer_the_build_ran_in_fp16_fails_the_build(device, monkeypatc
     assert "ran layers pinned to fp32 in fp16" in str(e.value)
     from stages.device import settings
     assert not settings.engine_folder(layout).exists()
+
+
+def helper_onnx():
+    """pixel_values -> Relu -> Mul by a constant -> Softmax -> logits, plus a Shape output."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    x = helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])
+    s = helper.make_tensor_value_info("shape", TensorProto.INT64, [2])
+    scale = numpy_helper.from_array(np.full((1, 4), 2.0, np.float32), "scale")
+    nodes = [helper.make_node("Relu", ["pixel_values"], ["r"], name="relu"),
+             helper.make_node("Mul", ["scale", "r"], ["m"], name="mul"),
+             helper.make_node("Softmax", ["m"], ["logits"], name="soft", axis=1),
+             helper.make_node("Shape", ["m"], ["shape"], name="shape_of")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y, s], [scale]),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    return model.SerializeToString()
+
+
+def test_pins_take_the_parser_helpers_of_an_island_and_nothing_upstream(device):
+    from runtime import files
+    cfg, layout, trt = device
+    if not trt.__version__.startswith("8."):
+        return
+    data = helper_onnx()
+    files.write_bytes(layout.onnx_model, data)
+    sidecar = os.path.join(layout.onnx_dir, "model.json")
+    meta = files.read_json(sidecar)
+    meta["onnx_sha256"] = files.sha256_bytes(data)
+    files.write_json(sidecar, meta)
+    edit_report(layout, onnx_sha256=meta["onnx_sha256"], islands=[
+        {"node": "mul", "op": "Mul", "outputs": ["m"]},
+        {"node": "shape_of", "op": "Shape", "outputs": ["shape"]}])
+    record = build(cfg, layout)[1]["precision"]
+    pinned = record["pinned_layers"]
+    assert "mul" in pinned and any("Constant" in n or "scale" in n for n in pinned)
+    assert "relu" not in pinned and "shape_of" not in pinned  # upstream; an int64 output
+    assert record["pinned_by_op"]["Mul"] == len(pinned) == 3 and not record["unmatched_islands"]
+
+
+@pytest.mark.parametrize("key", ["Format/Datatype", "Datatype"])
+def test_the_inspector_precisions_are_read_from_each_spelling(device, key):
+    from stages.device.trt_precision import check_engine
+    cfg, layout, trt = device
+    types = ["FP32", "Float", "FP16", "Half", "BF16", "FP8", "Int32", "INT32", "Int64", "INT64",
+             "Int8", "INT8", "Bool", "BOOL", "UInt8", "Quad"]
+    runtime = Runtime([("l%d" % i, "t%d" % i, t) for i, t in enumerate(types)])
+    for layer in runtime.layers:
+        layer["Outputs"][0] = {"Name": layer["Outputs"][0]["Name"],
+                               key: layer["Outputs"][0]["Format/Datatype"]}
+    runtime.layers.append({"Name": "no outputs", "Outputs": []})
+    record = check_engine(trt, runtime, b"plan", None)
+    assert record["layers_per_precision"] == {"fp32": 2, "fp16": 2, "bf16": 1, "fp8": 1,
+                                              "int32": 2, "int64": 2, "int8": 2, "bool": 2,
+                                              "uint8": 1, "unknown": 1, "none": 1}
