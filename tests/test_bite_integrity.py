@@ -229,3 +229,131 @@ def test_onnx_runtime_is_judged_by_the_fp32_limits(tmp_path):
     backend = open_backend("onnxruntime", onnx_path=str(onnx_dir / "model.onnx"))
     assert backend.precision == "fp32" and backend.describe()["precision"] == "fp32"
     assert open_backend("auto", None, str(onnx_dir / "model.onnx")).precision == "fp32"
+
+
+# --- what the first mutation run of files.py and intact.py let through ------------------------
+
+def test_a_file_of_exactly_hash_always_bytes_is_hashed_every_time(tmp_path):
+    check, (path,), save = checker(tmp_path, "golden.npy")
+    data = bytearray(intact.HASH_ALWAYS)
+    write(path, bytes(data), 10 ** 18)
+    values = save()
+    data[7] = 1
+    write(path, bytes(data), 10 ** 18)  # same size, same mtime, other bytes
+    assert not check(None, values)
+
+
+def test_a_large_file_with_its_size_and_mtime_is_not_hashed_again(tmp_path, monkeypatch):
+    check, (path,), save = checker(tmp_path, "model.onnx")
+    write(path, os.urandom(LARGE), 10 ** 18)
+    values = save()
+
+    def no_hashing(path, *args):
+        raise AssertionError("hashed %s" % path)
+    monkeypatch.setattr(intact, "sha256_file", no_hashing)
+    assert check(None, values)
+
+
+def test_the_check_says_which_targets_changed(tmp_path):
+    check, (a, b), save = checker(tmp_path, "a.json", "b.json")
+    assert repr(check) == "targets changed since this link wrote them: none"
+    write(a, b"a")
+    write(b, b"b")
+    assert not check(None, {}) and repr(check).endswith(": (no record yet)")
+    values = save()
+    assert check(None, values) and repr(check).endswith(": none")
+    write(b, b"B")
+    assert not check(None, values) and repr(check).endswith(": %s" % b)
+
+
+def test_json_artifacts_are_written_with_sorted_keys(tmp_path):
+    a, b = str(tmp_path / "a.json"), str(tmp_path / "b.json")
+    files.write_json(a, {"z": 1, "a": {"y": 2, "b": 3}})
+    files.write_json(b, {"a": {"b": 3, "y": 2}, "z": 1})
+    with open(a, "rb") as f, open(b, "rb") as g:
+        assert f.read() == g.read() == b'{\n  "a": {\n    "b": 3,\n    "y": 2\n  },\n  "z": 1\n}\n'
+
+
+@pytest.mark.parametrize("rel,link", [
+    ("artifacts/onnx/model.json", "doit onnx"), ("artifacts/golden/golden.json", "doit golden"),
+    ("artifacts/engine/nano/model.json", "doit build_engine"),
+    ("artifacts/verify/onnx/report.json", "doit onnx"),  # the nearest enclosing link folder
+    ("artifacts/kernels/sm53/x.json", "doit runtime_check"), ("artifacts/other/onnx", "doit"),
+    ("elsewhere.json", "doit")])
+def test_a_damaged_json_artifact_names_its_file_and_the_link_that_writes_it(tmp_path, rel, link):
+    from runtime.errors import ArtifactError
+    path = str(tmp_path / rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    for data, why in ((b"", "empty"), (b"  \n", "empty"), (b'{"a": ', "not valid JSON"),
+                      (b"\xff\xfe{}", "not valid JSON")):
+        with open(path, "wb") as f:
+            f.write(data)
+        with pytest.raises(ArtifactError) as e:
+            files.read_json(path)
+        assert str(e.value) == "%s is damaged (%s): rerun `%s` to write it again." % (
+            path, why, link)
+    with open(path, "wb") as f:
+        f.write(u'{"caf\u00e9": 1}'.encode("utf-8"))
+    assert files.read_json(path) == {u"caf\u00e9": 1}
+    os.remove(path)
+    with pytest.raises(OSError):
+        files.read_json(path)
+
+
+def test_a_staged_folder_replaces_the_old_one_whole(tmp_path):
+    folder = str(tmp_path / "golden")
+    staged = files.staged_dir(folder)
+    assert os.path.dirname(staged) == str(tmp_path) and os.listdir(staged) == []
+    assert os.path.basename(staged).startswith(".golden.") and staged.endswith(".tmp")
+    assert os.stat(staged).st_mode & 0o777 == files.EXEC_MODE
+    with open(os.path.join(staged, "new"), "w") as f:
+        f.write("1")
+    files.replace_dir(staged, folder)  # no folder yet: a rename
+    assert os.listdir(folder) == ["new"] and os.listdir(str(tmp_path)) == ["golden"]
+    second = files.staged_dir(folder)
+    with open(os.path.join(second, "newer"), "w") as f:
+        f.write("2")
+    files.replace_dir(second, folder)
+    assert os.listdir(folder) == ["newer"] and os.listdir(str(tmp_path)) == ["golden"]
+
+
+def test_stale_temps_older_than_the_start_go_and_everything_else_stays(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    start = 2000000000.0
+    names = {"a/.model.onnx.abcd1234.tmp": start - 1, "a/.x.abcd1234.tmp.png": start - 5,
+             "b/model.onnx.export": start - 9, "b/.y.abcd1234.tmp": start,  # not older: stays
+             "b/model.onnx": start - 9, "c/.golden.abcd1234.tmp/inner.npy": start - 9}
+    for rel, t in names.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write("x")
+        os.utime(path, (t, t))
+    os.utime(os.path.join(root, "c/.golden.abcd1234.tmp"), (start - 9, start - 9))
+    target = str(tmp_path / "outside")
+    os.makedirs(target)
+    os.symlink(target, os.path.join(root, "c/.link.abcd1234.tmp"))
+    os.utime(os.path.join(root, "c/.link.abcd1234.tmp"), (start - 9, start - 9),
+             follow_symlinks=False)
+    gone = files.remove_stale_temps(root, start)
+    assert sorted(os.path.relpath(p, root) for p in gone) == sorted([
+        "a/.model.onnx.abcd1234.tmp", "a/.x.abcd1234.tmp.png", "b/model.onnx.export",
+        "c/.golden.abcd1234.tmp", "c/.link.abcd1234.tmp"])
+    assert os.path.isfile(os.path.join(root, "b/.y.abcd1234.tmp"))
+    assert os.path.isfile(os.path.join(root, "b/model.onnx")) and os.path.isdir(target)
+
+
+def test_a_temp_that_cannot_be_removed_does_not_stop_the_others(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    for name in (".a.abcd1234.tmp", ".b.abcd1234.tmp", ".c.abcd1234.tmp"):
+        with open(os.path.join(root, name), "w") as f:
+            f.write("x")
+    real_remove = os.remove
+
+    def remove(path):
+        if path.endswith(".b.abcd1234.tmp"):
+            raise OSError("busy")
+        real_remove(path)
+    monkeypatch.setattr(os, "remove", remove)
+    gone = files.remove_stale_temps(root, 4000000000.0)
+    assert sorted(os.path.basename(p) for p in gone) == [".a.abcd1234.tmp", ".c.abcd1234.tmp"]

@@ -129,6 +129,7 @@ DO_NOT_MUTATE_FUNCTIONS = (
     "_fraction",
     "_thresholds",
     "Key.__init__",
+    "_umask",  # runtime.files: runs once at import (UMASK), before a mutant is switched on
 )
 COPY = ("stages", "runtime", "tests", "dodo.py", "pipeline.yaml", "pytest.ini", "README.md")
 LINK = ("models", "examples")
