@@ -329,3 +329,22 @@ def test_the_lock_message_goes_to_stderr_when_no_stream_is_given(tmp_path, capsy
     os.utime(stale, (time.time() - 60, time.time() - 60))
     lock.acquire(artifacts)
     assert "removed 1 temp file(s)" in capsys.readouterr().err
+
+
+def test_a_holder_that_wrote_no_pid_is_called_another_process(tmp_path, release_locks):
+    import io
+    artifacts = str(tmp_path)
+    holder = open(os.path.join(artifacts, lock.LOCK_NAME), "a+")
+    fcntl.flock(holder.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    out = io.StringIO()
+    t = threading.Thread(target=lambda: lock.acquire(artifacts, out))
+    t.daemon = True
+    t.start()
+    try:
+        deadline = time.time() + 20
+        while "waiting" not in out.getvalue() and time.time() < deadline:
+            time.sleep(0.01)
+        assert "another doit run (pid another process) is using" in out.getvalue()
+    finally:
+        holder.close()
+    t.join(20)
