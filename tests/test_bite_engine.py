@@ -164,8 +164,11 @@ def test_the_out_of_memory_retry_halves_the_workspace_down_to_its_lower_bound(
             build(cfg, layout)
         assert "add swap" in str(e.value)
         return
-    record = build(cfg, layout)[1]
+    folder, record = build(cfg, layout)
     assert record["oom_retry"] is True and record["workspace_mb"] == workspace_mb // 2
+    with open(folder.build_log) as f:
+        assert ("build_engine: TensorRT ran out of memory; retrying once with half the workspace "
+                "(%d MB)\n" % (workspace_mb // 2)) in f.read()
 
 
 @pytest.mark.parametrize("message", [
@@ -387,8 +390,16 @@ def test_a_parse_error_names_each_node_and_its_operator(device):
     files.write_json(sidecar, meta)
     with pytest.raises(PipelineError) as e:
         build(cfg, layout)
-    assert re.search(r"cannot parse model\.onnx: node (odd|#0)( \(NoSuchOp\))?: .*NoSuchOp",
-                     str(e.value)), str(e.value)
+    # 8.x parser errors know the node's index only; 10.x their name and operator too
+    head = "node #0: " if trt.__version__.startswith("8.") else "node odd (NoSuchOp): "
+    assert ("TensorRT %s cannot parse model.onnx: %s" % (trt.__version__, head)) in str(e.value)
+    if not trt.__version__.startswith("8."):  # strongly typed: model.mixed.onnx is parsed
+        cfg["engine"]["precision"] = "fp16"
+        files.write_bytes(layout.precision_model, data)
+        edit_report(layout, onnx_sha256=meta["onnx_sha256"], mixed_sha256=meta["onnx_sha256"])
+        with pytest.raises(PipelineError) as e:
+            build(cfg, layout)
+        assert "cannot parse model.mixed.onnx: node odd" in str(e.value)
 
 
 def test_a_gpu_without_fast_fp16_is_refused_for_an_fp16_build(device, monkeypatch):
@@ -478,3 +489,56 @@ def test_the_inspector_precisions_are_read_from_each_spelling(device, key):
     assert record["layers_per_precision"] == {"fp32": 2, "fp16": 2, "bf16": 1, "fp8": 1,
                                               "int32": 2, "int64": 2, "int8": 2, "bool": 2,
                                               "uint8": 1, "unknown": 1, "none": 1}
+
+
+def test_without_precision_json_or_groups_keep_fp32_is_refused_in_one_sentence(device):
+    from runtime import files
+    from stages.common.errors import PipelineError
+    cfg, layout, trt = device
+    if not trt.__version__.startswith("8."):
+        return
+    os.remove(layout.precision_report)  # and the sidecar has no precision_groups at all
+    with pytest.raises(PipelineError) as e:
+        build(cfg, layout)
+    assert "engine.keep_fp32 names softmax" in str(e.value)
+
+
+@pytest.mark.parametrize("device", ["11"], indirect=True)
+def test_an_fp16_build_on_tensorrt_11_is_strongly_typed_without_the_fast_fp16_query(device):
+    cfg, layout, trt = device
+    assert not hasattr(trt.Builder, "platform_has_fast_fp16")
+    record = build(cfg, layout)[1]
+    assert record["precision"]["typing"] == "strong" and record["onnx"] == "model.mixed.onnx"
+
+
+class Config(object):
+    """A builder config whose timing-cache calls behave as told."""
+
+    def __init__(self, create, accept=True):
+        self.create, self.accept, self.set = create, accept, []
+
+    def create_timing_cache(self, data):
+        return self.create(data)
+
+    def set_timing_cache(self, cache, ignore_mismatch):
+        self.set.append((cache, ignore_mismatch))
+        return self.accept
+
+
+def test_a_timing_cache_tensorrt_rejects_outright_is_replaced_by_a_fresh_one(capsys):
+    from stages.device.trt_builder import use_timing_cache
+
+    def create(data):
+        if data:
+            raise RuntimeError("bad magic\nmore detail")
+        return "fresh"
+    config = Config(create)
+    assert use_timing_cache(None, config, b"junk") == (
+        "replaced: the saved one was unreadable (bad magic)")
+    assert config.set == [("fresh", False)]
+    assert "timing.cache is unreadable (bad magic); starting a fresh one" in capsys.readouterr().out
+    assert use_timing_cache(None, Config(lambda d: None), b"") == (
+        "none (TensorRT could not create one)")
+    assert use_timing_cache(None, Config(lambda d: "c", accept=False), b"") == (
+        "none (TensorRT could not create one)")
+    assert use_timing_cache(None, Config(lambda d: "c"), b"") == "new"
