@@ -357,3 +357,38 @@ def test_a_temp_that_cannot_be_removed_does_not_stop_the_others(tmp_path, monkey
     monkeypatch.setattr(os, "remove", remove)
     gone = files.remove_stale_temps(root, 4000000000.0)
     assert sorted(os.path.basename(p) for p in gone) == [".a.abcd1234.tmp", ".c.abcd1234.tmp"]
+
+
+def test_one_young_or_busy_temp_does_not_stop_the_scan_of_its_folder(tmp_path, monkeypatch):
+    """Ten folders, each with a temp too young to remove, one that cannot be removed and one
+    stale one: whatever order a folder lists them in, every stale one goes."""
+    root, start = str(tmp_path), 2000000000.0
+    for d in range(10):
+        for name, t in (("young%d" % d, start + 1), ("busy%d" % d, start - 9),
+                        ("stale%d" % d, start - 9)):
+            path = os.path.join(root, "d%d" % d, ".%s.abcd1234.tmp" % name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write("x")
+            os.utime(path, (t, t))
+    real_remove = os.remove
+
+    def remove(path):
+        if ".busy" in path:
+            raise OSError("busy")
+        real_remove(path)
+    monkeypatch.setattr(os, "remove", remove)
+    gone = files.remove_stale_temps(root, start)
+    assert sorted(os.path.basename(p) for p in gone) == sorted(
+        ".stale%d.abcd1234.tmp" % d for d in range(10))
+
+
+def test_the_check_lists_every_changed_target(tmp_path):
+    check, (a, b), save = checker(tmp_path, "a.json", "b.json")
+    write(a, b"a")
+    write(b, b"b")
+    values = save()
+    write(a, b"A")
+    write(b, b"B")
+    assert not check(None, values)
+    assert repr(check) == "targets changed since this link wrote them: %s, %s" % (a, b)
