@@ -88,7 +88,8 @@ def task_precision():
     if not HOST:
         return _host_only("precision")
     settings = {"precision": CFG["precision"], "verify.fp16": CFG["verify"]["fp16"],
-                "engine.precision": CFG["engine"]["precision"]}
+                "engine.precision": CFG["engine"]["precision"],
+                "engine.keep_fp32": CFG["engine"]["keep_fp32"]}
     return {"actions": [run("stages.host.precision_link:run_precision", CFG, L)],
             "file_dep": [L.onnx_model, L.manifest]
             + [t for t in L.golden_targets() if not t.endswith(".jpg")],

@@ -42,3 +42,35 @@ def island_project(dest):
     edit_yaml(pipeline, "    - examples/odd_641x479.jpg\n", "")
     edit_yaml(pipeline, "    - examples/portrait_720x1280.jpg\n", "")
     return dest
+
+
+TIED = ("decode_head.classifier.", 1e-4)  # every logit x 1e-4: nearly tied, as a random B4's are
+
+
+def make_tied_checkout(dest):
+    """The embedded model with its classifier scaled down: the same masks in fp32, but logits
+    (about 1e-3) whose top-1/top-2 margins are below what fp16 keeps of them."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+    shutil.copytree(MODEL, dest)
+    path = os.path.join(dest, "model.safetensors")
+    with safe_open(path, "np") as f:
+        metadata = f.metadata()
+    weights = load_file(path)
+    prefix, scale = TIED
+    for part in ("weight", "bias"):
+        w = weights[prefix + part]
+        weights[prefix + part] = w * w.dtype.type(scale)
+    save_file(weights, path, metadata=metadata)
+    return dest
+
+
+def tied_project(dest):
+    """A fresh project copy on the tied checkout, one golden image."""
+    copy_project(dest, with_artifacts=False)
+    make_tied_checkout(os.path.join(dest, "models", "nearly-tied"))
+    pipeline = os.path.join(dest, "pipeline.yaml")
+    edit_yaml(pipeline, "path: models/segformer-tiny-sidewalk", "path: models/nearly-tied")
+    edit_yaml(pipeline, "    - examples/odd_641x479.jpg\n", "")
+    edit_yaml(pipeline, "    - examples/portrait_720x1280.jpg\n", "")
+    return dest
