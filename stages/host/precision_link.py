@@ -10,12 +10,13 @@ meets the goal, or when the mixed model misses the verify.fp16 limits, since the
 `doit verify` would then fail too. With engine.precision fp32 nothing is searched: the engine
 needs no islands, and precision.json records that the link was skipped."""
 import os
+import time
 
 from stages.common import files
 from stages.common.errors import ConfigError, PipelineError
 from stages.host import fp16_convert, precision_preview as pp, precision_scan
 from stages.host import precision_search as ps, precision_verdict as pv
-from stages.host.precision_budget import Budget, peak_mb
+from stages.host.precision_budget import Budget, BudgetSpent, peak_mb
 
 FORMAT = "segformer-precision/1"
 SHOWN = 20  # island lines printed; precision.json has them all
@@ -92,11 +93,17 @@ def _skip(layout):
     print("precision: " + text)
 
 
-def _scan(model, cases, budget):
+def _scan(model, cases, budget, reserve):
     budget.say("step 1/4: range scan of the fp32 graph on %d golden image(s)" % len(cases))
-    ranges = precision_scan.node_ranges(
-        model, [{"pixel_values": c[1]} for c in cases],
-        lambda i, n: budget.say("range scan: image %d of %d done" % (i, n)))
+    last = [time.time()]
+
+    def image_done(i, n):
+        budget.cost["range scan image"] = (time.time() - last[0], 0.0)
+        budget.say("range scan: image %d of %d done" % (i, n))
+        if i < n:
+            budget.afford("range scan image", reserve)
+        last[0] = time.time()
+    ranges = precision_scan.node_ranges(model, [{"pixel_values": c[1]} for c in cases], image_done)
     candidates = precision_scan.candidates(ranges)
     unnamed = [c for c in candidates if not c["node"]]
     if unnamed:
@@ -112,22 +119,36 @@ def _check_groups(keep_fp32):
                           % (", ".join(unknown), ", ".join(ps.GROUPS)))
 
 
-def _search(model, cases, labels, cfg, budget, reserve):
-    """(result of precision_search.choose, the search, the groups searched)."""
+def _prepare(model, cases, keep_fp32, budget, reserve):
+    """Steps 1 and 2: (ranges, candidates, groups, switchable nodes, switchboard)."""
     from stages.host.fp16_switchboard import Board
-    ranges, candidates = _scan(model, cases, budget)
-    all_groups = ps.groups(model, ranges, candidates, cfg["engine"]["keep_fp32"])
+    ranges, candidates = _scan(model, cases, budget, reserve)
+    all_groups = ps.groups(model, ranges, candidates, keep_fp32)
     switchable = set(n for _, _, units in all_groups for u in units for n in u)
     budget.say("step 2/4: one emulation graph with %d switchable node(s) in %s" % (
         len(switchable), ", ".join("%s %d" % (g, len(u)) for g, _, u in all_groups) or "none"))
+    scan_image = budget.estimate("range scan image")
+    budget.cost["emulation graph"] = (scan_image, 0.0)  # a first guess: about one scan image
+    budget.cost["preview"] = (0.6 * len(cases) * scan_image, 0.0)  # until one is measured
+    started, _ = budget.start("emulation graph", reserve)
     board = Board(model, switchable)
+    budget.cost["emulation graph"] = (time.time() - started, 0.0)
+    return ranges, candidates, all_groups, switchable, board
+
+
+def _search(model, cases, labels, cfg, budget, reserve):
+    """(result of precision_search.choose, the search, what the search was made of)."""
+    try:
+        found = _prepare(model, cases, cfg["engine"]["keep_fp32"], budget, reserve)
+    except BudgetSpent as spent:
+        raise PrecisionError(pv.spent(spent.why, None, None, None, budget.seconds / 60))
     goal = ps.mask_goal(cfg["verify"]["fp16"], cfg["precision"]["margin"])
     budget.say("step 3/4: search (naive, all islands, then drop groups; the images run one by "
                "one: the export's shape is fixed at batch 1)")
-    search = ps.Search(board, cases, labels, goal, budget, reserve)
-    result = ps.choose(search, all_groups)
-    search.board = board = None  # the switchboard session: free its memory before the rewrite
-    return result, search, (ranges, candidates, all_groups, switchable)
+    search = ps.Search(found[-1], cases, labels, goal, budget, reserve)
+    result = ps.choose(search, found[2])
+    search.board = None  # the switchboard session: free its memory before the rewrite
+    return result, search, found[:-1]
 
 
 def _verdict(result, search, found, cases, budget):

@@ -39,14 +39,15 @@ def _masks(rows, goal):
 def cannot(m, rows, goal, count):
     """Verdict (b): no island set keeps the masks, with the margins that say why."""
     return ("fp16 cannot keep these masks: even with all %d LayerNorm, Softmax and range nodes in "
-            "fp32 the fp16 preview reaches %s, because this model's logits are nearly tied: the "
-            "fp32 top-1/top-2 logit margin has median %.3g and 5th percentile %.3g, the fp16 "
-            "logits differ by %.3g on average (fp16 stores them to about %.2g), and %.1f%% of the "
-            "pixels have a margin below twice that error; use engine.precision: fp32 (a trained "
-            "model's wider margins may allow fp16)." % (
+            "fp32 the fp16 preview reaches %s, because too many of this model's logits are nearly "
+            "tied: the fp32 top-1/top-2 logit margin has median %.3g and 5th percentile %.3g, the "
+            "fp16 logits differ by %.3g on average (fp16 stores them to about %.2g), and %.2f%% "
+            "of the pixels have a margin below twice that error, against the %.3f%% disagreement "
+            "the goal allows; use engine.precision: fp32 (a trained model's wider margins may "
+            "allow fp16)." % (
                 count, _masks(rows, goal), m["margin_median"], m["margin_p5"],
                 m["fp16_logits_mean_abs_error"], m["fp16_logit_rounding_median"],
-                100 * m["pixels_below_twice_error"]))
+                100 * m["pixels_below_twice_error"], 100 * (1 - goal["mask_agreement"])))
 
 
 def found(islands, runs, seconds):
