@@ -351,3 +351,21 @@ def test_b4_size_run_ends_in_a_verdict_within_its_budget(tmp_path):
     assert stamps and all(60 * int(m) + int(s) <= 120 for m, s, _ in stamps), stamps
     assert all(int(mb) < 6000 for _, _, mb in stamps), stamps
     assert "preview 1 of at most" in out or "Budget spent" in verdict[0], out
+
+
+def test_engine_sidecar_and_build_log_name_each_island_and_why(project):
+    # through the TensorRT test double (weak typing, 8.2 API): the islands are precision.json's
+    from test_engine import build_alone, engine_dir, write_islands
+    import onnx
+    model = onnx.load(os.path.join(project, "artifacts", "onnx", "model.onnx"))
+    soft = [n.name for n in model.graph.node if n.op_type == "Softmax"][:2]
+    write_islands(project, soft)
+    code, out = build_alone(project)
+    assert code == 0, out
+    with open(os.path.join(engine_dir(project), "model.json")) as f:
+        islands = json.load(f)["engine"]["build"]["islands"]
+    assert [(i["node"], i["op"], i["reason"]) for i in islands] == [
+        (n, "Softmax", "test") for n in soft]
+    with open(os.path.join(engine_dir(project), "build.log")) as f:
+        log = f.read()
+    assert "fp32 islands: 2" in log and "  Softmax %s: test" % soft[0] in log

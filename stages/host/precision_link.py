@@ -170,9 +170,30 @@ def _verdict(result, search, found, cases, budget):
     return kept, {"kind": result["verdict"], "sentence": text}
 
 
+def _report(cfg, search, result, found, made, budget):
+    """precision.json's record (less the verdict and the two sha256)."""
+    ranges, candidates, all_groups, _ = found
+    cases, kept, mixed = made
+    mixed_rows = search.seen[frozenset(kept)]  # the switchboard equals the mixed model's emulation
+    reasons = _reasons(all_groups, candidates, result["proven"], result["verdict"])
+    return {"format": FORMAT, "tool": fp16_convert.tool(),
+            "islands": _islands(ranges, set(kept), mixed, reasons),
+            "dropped": [c for c in candidates if c["node"] not in set(kept)],
+            "keep_fp32": _seeds(all_groups, set(kept)),
+            "preview": {"mixed": mixed_rows, "naive": search.seen.get(frozenset(), mixed_rows)},
+            "limits": pp.derive_limits(mixed_rows, cases, cfg["precision"]["margin"]),
+            "margins": pv.margins(cases, mixed_rows), "goal": search.goal,
+            "previews_run": search.runs,
+            "search": {"seconds": round(budget.elapsed(), 1), "peak_mb": round(peak_mb()),
+                       "groups": dict((g, len(u)) for g, _, u in all_groups),
+                       "budget_minutes": cfg["precision"]["budget_minutes"],
+                       "budget_mb": cfg["precision"]["budget_mb"]},
+            "checked_against": dict(cfg["verify"]["fp16"], engine_precision="fp16")}
+
+
 def run_precision(cfg, layout):
     """The precision link: fp32 islands from the golden data -> model.mixed.onnx, precision.json."""
-    fp16_limits, margin = cfg["verify"]["fp16"], cfg["precision"]["margin"]
+    fp16_limits = cfg["verify"]["fp16"]
     if cfg["engine"]["precision"] == "fp32":
         return _skip(layout)
     _check_groups(cfg["engine"]["keep_fp32"])
@@ -184,26 +205,13 @@ def run_precision(cfg, layout):
     reserve = 5 + os.path.getsize(layout.onnx_model) / 1e7  # the rewrite at the end (B4: ~15 s)
     result, search, found = _search(model, cases, labels, cfg, budget, reserve)
     kept, verdict = _verdict(result, search, found, cases, budget)
-    ranges, candidates, all_groups, _ = found
     budget.say("step 4/4: writing the mixed model with %d island(s)" % len(kept))
     mixed = fp16_convert.to_mixed(model, kept)
-    mixed_rows = search.seen[frozenset(kept)]  # the switchboard equals the mixed model's emulation
     data = mixed.SerializeToString()
-    reasons = _reasons(all_groups, candidates, result["proven"], verdict["kind"])
-    report = {"format": FORMAT, "onnx_sha256": files.sha256_file(layout.onnx_model),
-              "mixed_sha256": files.sha256_bytes(data), "tool": fp16_convert.tool(),
-              "islands": _islands(ranges, set(kept), mixed, reasons),
-              "dropped": [c for c in candidates if c["node"] not in set(kept)],
-              "keep_fp32": _seeds(all_groups, set(kept)),
-              "preview": {"mixed": mixed_rows, "naive": search.seen.get(frozenset(), mixed_rows)},
-              "limits": pp.derive_limits(mixed_rows, cases, margin),
-              "margins": pv.margins(cases, mixed_rows), "verdict": verdict,
-              "goal": search.goal, "previews_run": search.runs,
-              "search": {"seconds": round(budget.elapsed(), 1), "peak_mb": round(peak_mb()),
-                         "groups": dict((g, len(u)) for g, _, u in all_groups),
-                         "budget_minutes": cfg["precision"]["budget_minutes"],
-                         "budget_mb": cfg["precision"]["budget_mb"]},
-              "checked_against": dict(fp16_limits, engine_precision="fp16")}
+    report = dict(_report(cfg, search, result, found, (cases, kept, mixed), budget), verdict=verdict,
+                  onnx_sha256=files.sha256_file(layout.onnx_model),
+                  mixed_sha256=files.sha256_bytes(data))
+    mixed_rows = report["preview"]["mixed"]
     _print(report, fp16_limits)
     failure = _failure(mixed_rows, fp16_limits, os.path.basename(layout.precision_model))
     if failure:
