@@ -292,6 +292,11 @@ def test_fp32_engine_skips_the_search(project):
     with open(os.path.join(project, "artifacts", "onnx", "precision.json")) as f:
         report = json.load(f)
     assert report["verdict"]["kind"] == "skipped" and report["islands"] == []
+    code, out = doit(project, "precision")
+    assert code == 0 and executed(out) == [], out  # no mixed-model target to wait for
+    os.remove(os.path.join(project, "artifacts", "onnx", "model.mixed.onnx"))  # the fp16 run's
+    code, out = doit(project, "bundle")  # an fp32 bundle needs no mixed model
+    assert code == 0 and "bundle" in executed(out), out
 
 
 def test_adjacent_islands_stay_fp32_between_them():
