@@ -208,7 +208,8 @@ def run_precision(cfg, layout):
     budget.say("step 4/4: writing the mixed model with %d island(s)" % len(kept))
     mixed = fp16_convert.to_mixed(model, kept)
     data = mixed.SerializeToString()
-    report = dict(_report(cfg, search, result, found, (cases, kept, mixed), budget), verdict=verdict,
+    report = dict(_report(cfg, search, result, found, (cases, kept, mixed), budget),
+                  verdict=verdict,
                   onnx_sha256=files.sha256_file(layout.onnx_model),
                   mixed_sha256=files.sha256_bytes(data))
     mixed_rows = report["preview"]["mixed"]

@@ -1,11 +1,11 @@
 """The range scan: which nodes of the fp32 graph leave the fp16 range on the golden inputs.
 
 ONNX Runtime runs the fp32 graph on each golden input tensor with every float tensor's max |x|
-computed in the graph and returned as a scalar (not the tensors: memory), and each node gets the largest |x| among its float
-inputs, its outputs and the intermediates it computes inside (LayerNormalization's squared
-deviations, ReduceSumSquare/ReduceL2's sum of squares), so a fused op is judged like its
-decomposed chain. A node above 65504 is an island candidate; the others are ranked by how
-close they come, for the search to add (stages/host/precision_search.py)."""
+computed in the graph and returned as a scalar (not the tensors: memory), and each node gets
+the largest |x| among its float inputs, its outputs and the intermediates it computes inside
+(LayerNormalization's squared deviations, ReduceSumSquare/ReduceL2's sum of squares), so a
+fused op is judged like its decomposed chain. A node above 65504 is an island candidate; those
+within 16x of it are offered to the search as "near range" (stages/host/precision_search.py)."""
 import numpy as np
 
 from stages.host.fp16_convert import FP16_MAX

@@ -10,8 +10,8 @@ The search:
 2. all: every unit in fp32. If its masks miss the goal, no island set can keep them ("cannot").
 3. drop: from that passing set, try to drop each group whole; a group that is needed is split in
    halves, down to single units (units sorted by their largest value: the half that comes less
-   close to fp16's range is tried first, as the likelier to go). The current set always meets the goal, so when the budget ends
-   the search still has a set to give (the "budget" verdict names it).
+   close to fp16's range is tried first, as the likelier to go). The current set always meets
+   the goal, so when the budget ends the search still has a set to give (the "budget" verdict).
 The goal is judged on the golden masks only (agreement and mIoU, no NaN/Inf): the fp16 mask
 limits of verify.fp16, tightened by precision.margin. Previews run on the switchboard
 (fp16_switchboard): one session, one run per golden image, cached per island set."""
@@ -134,7 +134,7 @@ def choose(search, all_groups):
     queue = [units for _, _, units in all_groups]
     proven, result = set(), {"proven": set(), "why": None}
     try:
-        search.bound = 1 + (1 + _bound(queue) if everything else 0)
+        search.bound = (1 + _bound(queue)) if everything else 0  # left after this preview
         if search.ok(set()):
             return dict(result, verdict="islands", islands=set())
         search.bound = _bound(queue)
