@@ -340,7 +340,7 @@ def test_b4_size_run_ends_in_a_verdict_within_its_budget(tmp_path):
     import subprocess
     import sys
     from conftest import ROOT, copy_project
-    dest = copy_project(str(tmp_path / "b4"), with_artifacts=False)
+    dest = copy_project(str(tmp_path), with_artifacts=False)
     checkout = os.path.join(dest, "models", "b4-random")
     subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_b4_checkout.py"), checkout],
                    check=True, stdout=subprocess.PIPE)
