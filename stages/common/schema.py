@@ -47,6 +47,9 @@ SCHEMA = {
         "target_tensorrt": Key("choice", "8.2", choices=TRT_TARGETS),
         "max_abs": Key("float", 1e-3, minimum=0),
         "mask_agreement": _fraction(0.999),
+        "fold": Key("bool", True),  # issue 22: fold the decode head's fuse conv + BatchNorm
+        # issue 22: LayerNormalization as one node (opset 17) where the target parses it
+        "layer_norm": Key("choice", "auto", choices=("auto", "decomposed", "native")),
     },
     "precision": {  # the precision link: fp32 islands, mixed model, fp16 preview
         "margin": Key("float", 4.0, minimum=1),
