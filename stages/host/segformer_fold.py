@@ -66,8 +66,8 @@ def _folded_head_class():
             size = encoder_hidden_states[0].shape[2:]
             fused = None
             for i, (state, conv) in enumerate(zip(encoder_hidden_states, self.projections)):
-                if self.config.reshape_last_stage is False and state.ndim == 3:
-                    side = int(state.shape[1] ** 0.5)
+                if self.config.reshape_last_stage is False and state.ndim == 3:  # as HF does
+                    side = int(state.shape[-1] ** 0.5)
                     state = state.reshape(state.shape[0], side, side, -1).permute(0, 3, 1, 2)
                 y = conv(state)
                 if i > 0:  # stage 0 is the 1/4 grid itself (HF's resize there is the identity)
