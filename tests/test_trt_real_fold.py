@@ -60,7 +60,8 @@ def test_fold_variant_builds_fp32_and_strong_fp16(graphs, model, variant):
     plan16, info16 = run_build("%s.%s.mixed" % (model, variant), "fp16", g["mixed"], g["islands"])
     record({"model": model, "variant": variant, "macs": g["macs"], "onnx_nodes": g["nodes"],
             "layers_fp32": info32["layers"], "layers_fp16": info16["layers"],
-            "plan_mb_fp32": round(len(plan32) / 1e6, 1), "plan_mb_fp16": round(len(plan16) / 1e6, 1),
+            "plan_mb_fp32": round(len(plan32) / 1e6, 1),
+            "plan_mb_fp16": round(len(plan16) / 1e6, 1),
             "island_types": types, "types_differing_from_onnx": differ[:10]})
     assert len(plan32) > 1e6 and len(plan16) > 1e6 and differ == []
     assert all(set(per) == {"fp32"} for per in types.values()), types

@@ -15,20 +15,22 @@
 set -o pipefail
 O=${OUT:-/tmp/out}
 mkdir -p "$O"
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .devwheels/*.whl || exit 1
+PIP="python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site"
+$PIP .devwheels/*.whl || exit 1
 if ls shared/device-wheels/tensorrt-rtx/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
-    shared/device-wheels/tensorrt-rtx/*.whl || exit 1
+  $PIP shared/device-wheels/tensorrt-rtx/*.whl || exit 1
 fi
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 python3 -c "import tensorrt_rtx_bindings as t; print('TensorRT-RTX', t.__version__)" 2>/dev/null \
   || python3 -c "import tensorrt as t; print('TensorRT', t.__version__)" \
-  || { echo "no real TensorRT-RTX (or TensorRT) module imports: follow shared/device-wheels/tensorrt-rtx/README.md"; exit 1; }
+  || { echo "no real TensorRT-RTX (or TensorRT) module imports:" \
+       "follow shared/device-wheels/tensorrt-rtx/README.md"; exit 1; }
 nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv | tee "$O/issue22-rtx-fold.log"
 rm -f "$O/issue22-rtx-fold.jsonl"
-TRT_RUN_LOG=$O/issue22-rtx-fold.jsonl python3 -m pytest -m tensorrt tests/test_trt_real_fold.py \
+TRT_RUN_LOG=$O/issue22-rtx-fold.jsonl python3 -m pytest -m tensorrt \
+  tests/test_trt_real_fold.py \
   -v -s -p no:cacheprovider 2>&1 | tee -a "$O/issue22-rtx-fold.log"
-# the side-by-side CPU numbers of the same graphs on this machine's CPU (ONNX Runtime), for the record
+# the same two graphs side by side on this machine's CPU (ONNX Runtime), for the record
 python3 - <<'PY' 2>&1 | tee -a "$O/issue22-rtx-fold.log"
 import os, sys, tempfile, time
 sys.path.insert(0, "tests")
@@ -44,6 +46,9 @@ for name, fold in (("unfolded", False), ("folded", True)):
     s.run(None, {"pixel_values": x})
     t = []
     for _ in range(5):
-        t0 = time.perf_counter(); s.run(None, {"pixel_values": x}); t.append(time.perf_counter() - t0)
-    print("b4 %s: ONNX Runtime CPU (%d cores) p50 %.0f ms" % (name, os.cpu_count(), 1000 * np.median(t)))
+        t0 = time.perf_counter()
+        s.run(None, {"pixel_values": x})
+        t.append(time.perf_counter() - t0)
+    print("b4 %s: ONNX Runtime CPU (%d cores) p50 %.0f ms" % (
+        name, os.cpu_count(), 1000 * np.median(t)))
 PY

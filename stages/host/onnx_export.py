@@ -188,13 +188,17 @@ def _summary(r):
     worst = max(p["max_abs"] for p in r["parity"]["images"])
     agree = min(p["mask_agreement"] for p in r["parity"]["images"])
     print("onnx: opset %d, %d -> %d nodes, %.1f MB, TensorRT %s gate passed (%d op types)" % (
-        r["opset"], r["node_counts"]["nodes_exported"], r["node_counts"]["nodes_final"],
-        r["onnx_bytes"] / 1e6, r["gate"]["target_tensorrt"], len(r["gate"]["ops"])))
-    head = r.get("decode_head")
-    if head:
-        print("onnx: decode head %s: %.3f GMAC (unfolded %.3f GMAC, %.2fx)" % (
-            "folded" if head["folded"] else "not folded (onnx.fold: false)",
-            head["macs"]["folded" if head["folded"] else "unfolded"] / 1e9,
-            head["macs"]["unfolded"] / 1e9, head["macs"]["ratio"]))
+        r.get("export_opset", r["opset"]), r["node_counts"]["nodes_exported"],
+        r["node_counts"]["nodes_final"], r["onnx_bytes"] / 1e6, r["gate"]["target_tensorrt"],
+        len(r["gate"]["ops"])))
+    if r.get("decode_head"):
+        print(_fold_line(r["decode_head"]))
     print("onnx: parity on %d golden images: logits max abs %.2e, mask agreement %.4f%%, "
           "sha256 %s" % (len(r["parity"]["images"]), worst, 100 * agree, r["onnx_sha256"][:16]))
+
+
+def _fold_line(head):
+    this, other = ("folded", "unfolded") if head["folded"] else ("unfolded", "folded")
+    return "onnx: decode head %s: %.3f GMAC; the %s graph: %.3f GMAC (%.2fx)" % (
+        "folded" if head["folded"] else "not folded (onnx.fold: false)",
+        head["macs"][this] / 1e9, other, head["macs"][other] / 1e9, head["macs"]["ratio"])

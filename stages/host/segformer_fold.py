@@ -6,7 +6,8 @@ HF's SegformerDecodeHead: per stage i, a linear projection C_i -> D, bilinear up
 before the ReLU is linear, and a bilinear resize (weights summing to 1) commutes with a per-pixel
 channel map, so the fuse convolution and the eval-mode BatchNorm fold into each projection:
 
-    W'_i = s * (F_i @ W_i),  b' = s * sum_i F_i @ b_i + (beta - s * mean),  s = gamma / sqrt(var + eps)
+    W'_i = s * (F_i @ W_i),   b' = s * sum_i F_i @ b_i + (beta - s * mean),
+    s = gamma / sqrt(var + eps)
 
 with F_i the D x D block of the fuse weight at stage i's slot of the concat. Each stage then
 projects straight to the D fused channels at its own resolution, is upsampled, and the four are
