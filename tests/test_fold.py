@@ -176,3 +176,22 @@ def test_rtx_fold_variants_prepare_on_the_host(tmp_path):
     ln = [i for i in v["folded_ln"]["islands"] if i["op"] == "LayerNormalization"]
     assert ln and all(i["op"] in ("LayerNormalization", "Softmax")
                       for i in v["folded_ln"]["islands"])
+
+
+def test_bench_compares_folded_and_unfolded_side_by_side(project):
+    code, out = doit(project, "bench", "n=2", "cpu=0")
+    assert code == 0, out
+    assert "decode-head fold on the CPU" in out, out
+    bench = os.path.join(project, "artifacts", "bench")
+    report = [f for f in os.listdir(bench) if f.endswith(".json")]
+    with open(os.path.join(bench, report[0])) as f:
+        r = json.load(f)["fold"]
+    assert r["model_onnx_is"] == "folded" and r["mac_ratio"] >= 1.9 and "CPU: " in r["device"]
+    for run in (r["default_threads"], r["one_thread"]):
+        assert run["folded_ms"]["n"] == 5 and run["speedup"] > 0
+    assert r["masks_vs_golden"]["folded"] > 0.999
+    other = os.path.join(bench, "fold", "model.unfolded.onnx")
+    assert count_macs(onnx.load(other))["total"] == r["macs"]["unfolded"]
+    stamp = os.path.getmtime(other)
+    code, out = doit(project, "bench", "n=1", "cpu=0")
+    assert code == 0 and os.path.getmtime(other) == stamp, out  # same model.onnx: reused

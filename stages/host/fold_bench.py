@@ -55,20 +55,50 @@ def counterpart(cfg, layout, folded):
 
 
 def _masks(sessions, golden_json):
-    """Per graph: the worst pixel agreement of its mask with the golden masks, over all images."""
+    """Per graph: the worst pixel agreement of its masks with the golden masks and the pixels
+    that differ from them, over all golden images; and whether the two graphs' masks are equal."""
     import numpy as np
-    worst = dict((name, 1.0) for name in sessions)
+    out = {"unfolded": 1.0, "folded": 1.0, "pixels_differing": {"unfolded": 0, "folded": 0},
+           "folded_equals_unfolded": True}
     for rec in read_index(golden_json):
         tensor, _, golden_mask = load_case(rec)
+        masks = {}
         for name, sess in sessions.items():
             logits = sess.run([OUTPUT_NAME], {INPUT_NAME: tensor})[0]
-            mask = upsample_argmax(logits, rec["height"], rec["width"])
-            worst[name] = min(worst[name], float(np.mean(mask == golden_mask)))
-    return worst
+            masks[name] = upsample_argmax(logits, rec["height"], rec["width"])
+            out[name] = min(out[name], float(np.mean(masks[name] == golden_mask)))
+            out["pixels_differing"][name] += int(np.sum(masks[name] != golden_mask))
+        out["folded_equals_unfolded"] &= bool(np.array_equal(masks["folded"], masks["unfolded"]))
+    return out
+
+
+def _timed_pair(paths, tensor, n, warmup, threads):
+    """Alternated runs of both graphs on ONNX Runtime CPU with `threads` intra-op threads (0:
+    ONNX Runtime's default, one per physical core): p50s, best runs and their ratios."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    sessions = dict((k, ort.InferenceSession(p, options, providers=["CPUExecutionProvider"]))
+                    for k, p in paths.items())
+    samples = {"folded": [], "unfolded": []}
+    for i in range(warmup + n):
+        for name in ("unfolded", "folded"):
+            ms = timed(lambda: sessions[name].run(None, {INPUT_NAME: tensor}), 1, 0)[0]
+            if i >= warmup:
+                samples[name].append(ms)
+    r = {"intra_op_threads": threads or "default",
+         "folded_ms": percentiles(samples["folded"]),
+         "unfolded_ms": percentiles(samples["unfolded"]),
+         "folded_best_ms": min(samples["folded"]), "unfolded_best_ms": min(samples["unfolded"])}
+    r["speedup"] = r["unfolded_ms"]["p50"] / r["folded_ms"]["p50"]
+    r["speedup_best"] = r["unfolded_best_ms"] / r["folded_best_ms"]
+    return r, sessions
 
 
 def compare_fold(cfg, layout, n, warmup):
-    """{"folded_ms", "unfolded_ms", "speedup", "macs", "mac_ratio", "masks_vs_golden", ...}."""
+    """Both graphs side by side on ONNX Runtime CPU, at ONNX Runtime's default threads and at one
+    thread (a shared or loaded host disturbs a multi-threaded run far more than the graphs
+    differ): {"default_threads", "one_thread", "macs", "mac_ratio", "masks_vs_golden", ...}."""
     import onnxruntime as ort
     head = files.read_json(layout.onnx_sidecar).get("decode_head")
     if head is None:
@@ -76,27 +106,25 @@ def compare_fold(cfg, layout, n, warmup):
     folded = head["folded"]
     paths = {"folded" if folded else "unfolded": layout.onnx_model}
     paths["unfolded" if folded else "folded"] = counterpart(cfg, layout, folded)
-    sessions = dict((k, ort.InferenceSession(p, providers=["CPUExecutionProvider"]))
-                    for k, p in paths.items())
     tensor = load_case(read_index(layout.golden_json)[0])[0]
-    samples = {"folded": [], "unfolded": []}
-    for i in range(warmup + n):
-        for name in ("unfolded", "folded"):
-            ms = timed(lambda: sessions[name].run(None, {INPUT_NAME: tensor}), 1, 0)[0]
-            if i >= warmup:
-                samples[name].append(ms)
     r = {"device": "CPU: %s (%d logical cores)" % (cpu_name(), os.cpu_count() or 0),
          "backend": "onnxruntime %s CPUExecutionProvider" % ort.__version__,
          "model_onnx_is": "folded" if folded else "unfolded",
-         "folded_ms": percentiles(samples["folded"]),
-         "unfolded_ms": percentiles(samples["unfolded"]),
-         "macs": head["macs"], "mac_ratio": head["macs"]["ratio"],
-         "masks_vs_golden": _masks(sessions, layout.golden_json)}
-    r["speedup"] = r["unfolded_ms"]["p50"] / r["folded_ms"]["p50"]
-    r["summary"] = ("decode-head fold on the CPU (%s): unfolded p50 %.1f ms, folded %.1f ms "
-                    "(%.2fx); %.3f -> %.3f GMAC (%.2fx fewer); masks vs golden %.4f%% / %.4f%%" % (
-                        r["backend"], r["unfolded_ms"]["p50"], r["folded_ms"]["p50"],
-                        r["speedup"], r["macs"]["unfolded"] / 1e9, r["macs"]["folded"] / 1e9,
-                        r["mac_ratio"], 100 * r["masks_vs_golden"]["unfolded"],
-                        100 * r["masks_vs_golden"]["folded"]))
+         "macs": head["macs"], "mac_ratio": head["macs"]["ratio"]}
+    r["default_threads"], sessions = _timed_pair(paths, tensor, n, warmup, 0)
+    r["one_thread"] = _timed_pair(paths, tensor, n, warmup, 1)[0]
+    r["masks_vs_golden"] = _masks(sessions, layout.golden_json)
+    r["summary"] = _summary(r)
     return r
+
+
+def _summary(r):
+    d, o, m = r["default_threads"], r["one_thread"], r["masks_vs_golden"]
+    return ("decode-head fold on the CPU (%s): %.3f -> %.3f GMAC (%.2fx fewer); p50 unfolded vs "
+            "folded %.0f vs %.0f ms (%.2fx), one thread %.0f vs %.0f ms (%.2fx); mask pixels "
+            "differing from golden: %d unfolded, %d folded (worst image %.4f%% / %.4f%%)" % (
+                r["backend"], r["macs"]["unfolded"] / 1e9, r["macs"]["folded"] / 1e9,
+                r["mac_ratio"], d["unfolded_ms"]["p50"], d["folded_ms"]["p50"], d["speedup"],
+                o["unfolded_ms"]["p50"], o["folded_ms"]["p50"], o["speedup"],
+                m["pixels_differing"]["unfolded"], m["pixels_differing"]["folded"],
+                100 * m["unfolded"], 100 * m["folded"]))
