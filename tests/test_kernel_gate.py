@@ -23,7 +23,8 @@ SPILLING = """ptxas info    : 0 bytes gmem
 ptxas info    : Compiling entry function 'upsample_argmax_tiles_f16' for 'sm_53'
 ptxas info    : Function properties for upsample_argmax_tiles_f16
     24 bytes stack frame, 32 bytes spill stores, 48 bytes spill loads
-ptxas info    : Used 48 registers, used 1 barriers, 24 bytes cumulative stack size, 368 bytes cmem[0], 20 bytes cmem[2]
+ptxas info    : Used 48 registers, used 1 barriers, 24 bytes cumulative stack size, """ \
+    """368 bytes cmem[0], 20 bytes cmem[2]
 ptxas info    : Compiling entry function 'upsample_argmax_early_f16' for 'sm_53'
 ptxas info    : Function properties for upsample_argmax_early_f16
     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
@@ -152,7 +153,8 @@ def test_real_gate_fails_on_a_spill_and_on_a_compile_error(tmp_path):
 
 def test_real_gate_command_line_exit_code():
     toolchain_or_skip()
-    proc = subprocess.run([sys.executable, os.path.join("tools", "kernel_gate.py"), "--arch", "sm_53"],
+    gate = os.path.join("tools", "kernel_gate.py")
+    proc = subprocess.run([sys.executable, gate, "--arch", "sm_53"],
                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True)
     assert proc.returncode == 0 and "1 architectures" in proc.stdout, proc.stdout

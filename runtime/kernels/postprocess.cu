@@ -20,7 +20,7 @@
 //   strong downscale).
 #include <cuda_fp16.h>
 
-#ifndef INFINITY  // nvcc takes it from the host's math.h; NVRTC (tools/kernel_gate.py) has no math.h
+#ifndef INFINITY  // nvcc takes it from the host's math.h; NVRTC (tools/kernel_gate.py) has none
 #define INFINITY __int_as_float(0x7f800000)
 #endif
 

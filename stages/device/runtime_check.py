@@ -37,7 +37,8 @@ def compile_kernels(out_dir, arch):
             continue
         nvcc = nvcc or find_nvcc()
         with files.atomic_path(cubin, suffix=".cubin") as tmp:
-            proc = subprocess.Popen([nvcc, "-cubin", "-arch=" + arch] + list(NVCC_FLAGS) + ["-o", tmp, src],
+            cmd = [nvcc, "-cubin", "-arch=" + arch] + list(NVCC_FLAGS) + ["-o", tmp, src]
+            proc = subprocess.Popen(cmd,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     universal_newlines=True)
             log = proc.communicate()[0]
