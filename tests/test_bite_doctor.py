@@ -99,3 +99,28 @@ def test_a_precision_margin_below_one_is_refused(root, value):  # noqa: F811
 def test_a_precision_margin_of_one_and_above_is_accepted(root):  # noqa: F811
     assert load_config(root, "precision:\n  margin: 1\n")["precision"]["margin"] == 1.0
     assert load_config(root, "precision:\n  margin: 1.5\n")["precision"]["margin"] == 1.5
+
+
+def test_the_build_estimate_in_mb_and_in_words():
+    need, how = estimate_build(256 << 20, 1024, True)  # SegFormer-B4's model.onnx on a Jetson
+    assert need == 3048 and how == ("1000 MB CUDA/TensorRT/cuDNN libraries + 4 x ONNX (256 MB) "
+                                    "+ workspace 1024 MB (shared CPU/GPU memory)")
+    need, how = estimate_build(3 << 19, 1024, False)  # 1.5 MB on a discrete GPU
+    assert need == 1006 and how.endswith("4 x ONNX (2 MB) (workspace 1024 MB lives in GPU memory)")
+
+
+def test_the_memory_row_says_what_it_counted_and_how_much_to_add(b4, capsys, tmp_path):
+    root = copy_machine(MACHINE, tmp_path)
+    set_memory(root, 1500, 200, zram_mb=700)
+    report, error = run(MACHINE, b4, capsys, root=root)
+    memory = line(report, "memory")
+    assert ("RAM 3964 MB (1500 available), disk swap 200 MB free, zram 700 MB (not counted); the "
+            "engine build needs about %d MB = 1000 MB CUDA" % need_mb()) in memory
+    assert ("add swap: sudo fallocate -l 4G /swapfile2 " in memory
+            and "or lower engine.workspace_mb" in memory and memory.startswith("  FAIL"))
+    os.remove(os.path.join(root, "proc", "swaps"))  # unreadable: meminfo's SwapFree counts
+    report, error = run(MACHINE, b4, capsys, root=root)
+    assert "zram 0 MB (not counted)" in line(report, "memory")
+    os.remove(os.path.join(root, "proc", "meminfo"))
+    report, error = run(MACHINE, b4, capsys, root=root)
+    assert line(report, "memory").startswith("  warn") and "/proc/meminfo unreadable" in report
