@@ -123,4 +123,29 @@ def test_the_memory_row_says_what_it_counted_and_how_much_to_add(b4, capsys, tmp
     assert "zram 0 MB (not counted)" in line(report, "memory")
     os.remove(os.path.join(root, "proc", "meminfo"))
     report, error = run(MACHINE, b4, capsys, root=root)
-    assert line(report, "memory").startswith("  warn") and "/proc/meminfo unreadable" in report
+    assert line(report, "memory").startswith("  warn")
+    assert line(report, "memory").endswith(" /proc/meminfo unreadable")
+
+
+def test_the_swap_advice_covers_the_whole_shortfall(b4, capsys, tmp_path):
+    from test_doctor import machine
+    root = copy_machine(MACHINE, tmp_path)
+    set_memory(root, 1000, 0)  # 1000 MB usable; a 4096 MB workspace needs 5108 MB: 4108 short
+    _, env, runner = machine(MACHINE, root)
+    with pytest.raises(DeviceError) as e:
+        doctor.run_doctor({"engine": {"workspace_mb": 4096}}, b4, root=root, env=env,
+                          runner=runner)
+    assert "sudo fallocate -l 5G /swapfile2 " in capsys.readouterr().out + str(e.value)
+
+
+def test_on_the_host_the_memory_row_only_reports(b4, capsys):
+    report, error = run("cpu-host", b4, capsys)
+    memory = line(report, "memory")
+    assert memory.startswith("  ok ") and "RAM " in memory and "needs" not in memory
+
+
+def test_without_a_project_the_doctor_still_reports_memory(tmp_path):
+    from test_doctor import machine
+    root, env, runner = machine(MACHINE)
+    conditions = doctor.bench_conditions(None, None, root=root, env=env, runner=runner)
+    assert not any("memory" in p for p in conditions["doctor"]["problems"])
