@@ -102,12 +102,9 @@ GROUPS = {
     ),
     "doctor": (
         ["stages/device/doctor_checks.py"],
-        [
-            "tests/test_bite_doctor.py",
-            "tests/test_doctor.py",
-            "--deselect",
-            "tests/test_doctor.py::test_doit_doctor_on_this_host_exits_zero",
-        ],
+        # test_doctor.py is left out: 32 s a run (30 fake machines, a 256 MB model.onnx hashed
+        # per test), too slow to repeat for each surviving mutant, in CI's quick mode too
+        ["tests/test_bite_doctor.py"],
     ),
 }
 # functions that only print, time or talk to torch/onnxruntime at export time: not decision points
