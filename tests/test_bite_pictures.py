@@ -60,7 +60,7 @@ def test_classes_by_area_is_largest_first_and_stable_on_ties():
 def test_legend_swatches_are_in_area_order_in_bgr():
     image, mask = legend_case()
     out = pal.draw_legend(image.copy(), mask, LABELS, PALETTE)
-    scale = 800 / 1600.0
+    scale = pal.legend_scale(800)
     row = int(26 * scale) + 4
     swatches = [out[8 + row * k + row // 2, 8 + (row - 6) // 2].tolist() for k in range(3)]
     assert swatches == [[30, 220, 10], [0, 0, 0], [0, 100, 200]]

@@ -134,8 +134,8 @@ def fail_at_load(error):
 
 class Reporter(ConsoleReporter):
     """doit's console reporter, printing our errors as one line instead of a framed block.
-    Only the public reporter API (add_failure) is overridden: it is the same on doit 0.34 and
-    0.37."""
+    Only the public reporter API (add_failure, skip_uptodate) is overridden: it is the same on
+    doit 0.34 and 0.37."""
 
     def add_failure(self, task, fail):
         message = getattr(fail, "message", "") or ""
@@ -143,3 +143,11 @@ class Reporter(ConsoleReporter):
             self.write("error in %s: %s\n" % (task.name, message[len(MARK):]))
             return
         ConsoleReporter.add_failure(self, task, fail)
+
+    def skip_uptodate(self, task):
+        """`-- TASK`, then what the task's meta "up_to_date" ("module:function", args...) returns:
+        e.g. verify's last table, so an up-to-date run still shows its result."""
+        ConsoleReporter.skip_uptodate(self, task)
+        note = (getattr(task, "meta", None) or {}).get("up_to_date")
+        if note:
+            self.write(resolve(note[0])(*note[1:]))
