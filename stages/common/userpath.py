@@ -1,0 +1,60 @@
+"""Paths as the user sees them. doit runs tasks in the project root (where dodo.py is), but the
+user typed image=, out= and config= in the folder they ran doit in (`doit -k` finds dodo.py from
+a subfolder): command-line paths are resolved there, and paths are shown relative to it when they
+lie under it, else in full, never as ../../x."""
+import os
+
+from stages.common.schema import VARIABLES
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def user_dir():
+    """The folder doit was started in (doit.loader.initial_workdir, on doit 0.34 and 0.37), or
+    the project root outside a doit run."""
+    try:
+        from doit import loader
+        return getattr(loader, "initial_workdir", None) or ROOT
+    except ImportError:
+        return ROOT
+
+
+def shown(path):
+    """`path` (absolute, or relative to the project root) as the user would type it."""
+    if not isinstance(path, str) or path.isdigit() or "!" in path:
+        return path  # a camera index or a GStreamer pipeline
+    full = os.path.normpath(os.path.join(ROOT, path))
+    rel = os.path.relpath(full, user_dir())
+    return full if rel == ".." or rel.startswith(".." + os.sep) else rel
+
+
+def clipped(text, limit=60):
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def variable_error(name, text, spec):
+    """The sentence for a command-line value that its key refuses: named as typed (n=0), with
+    what the variable accepts and the keys it sets, or, for a path, the rule it follows."""
+    from stages.common.keydoc import accepted
+    typed = "%s=%s" % (name, clipped(text))
+    if spec.kind in ("path", "source", "paths") and not os.path.exists(
+            os.path.join(user_dir(), os.path.expanduser(text))):
+        return ("%s on the command line names %s, which does not exist: paths on the command "
+                "line are relative to the folder you run doit in (%s)." % (
+                    typed, clipped(text), user_dir()))
+    if spec.kind == "outdir" and text.strip():
+        return ("%s on the command line names a file: give a folder for the results (it is "
+                "created if needed)." % typed)
+    help_text, dotted = VARIABLES[name]
+    return "%s on the command line is not valid: %s= takes %s (%s; it sets %s)." % (
+        typed, name, accepted(spec, code=""), help_text, " and ".join(dotted))
+
+
+def config_file(value):
+    """config=PATH, typed relative to the user's folder, as load() takes it: relative to the
+    project root when inside it, else absolute. None: the project's pipeline.yaml."""
+    if value is None:
+        return "pipeline.yaml"
+    full = os.path.normpath(os.path.join(user_dir(), os.path.expanduser(value)))
+    rel = os.path.relpath(full, ROOT)
+    return full if rel.startswith("..") else rel
