@@ -118,11 +118,20 @@ def prepare_artifacts(artifacts, argv=None):
     waits), remove temp files a killed run left, and refuse a damaged state file."""
     from stages.common import lock
     argv = sys.argv if argv is None else argv
-    os.makedirs(artifacts, exist_ok=True)
+    if not os.path.isdir(artifacts):
+        os.makedirs(artifacts)
+        ignore_all(artifacts)
     if lock.needs_lock(argv):
         lock.acquire(artifacts)
     if lock.doit_command(argv) not in ("list", "help", "tabcompletion"):  # they never read it
         check_dep_file(os.path.join(artifacts, DEP_FILE))
+
+
+def ignore_all(folder):
+    """A `.gitignore` of `*` in an artifacts folder this run created, so an `artifacts:` other
+    than the project's git-ignored `artifacts/` never shows up as untracked files."""
+    from stages.common.files import write_bytes
+    write_bytes(os.path.join(folder, ".gitignore"), b"# written by doit: outputs, not sources\n*\n")
 
 
 def fail_at_load(error):

@@ -56,9 +56,9 @@ def _override(dotted, name, text):
         if spec.kind == "bool":
             value = {"1": True, "true": True, "yes": True, "0": False, "false": False,
                      "no": False}.get(text.lower(), text)
-        return _value(value, spec, dotted, "the command line", userpath.user_dir())
+        return _value(value, spec, dotted, "the command line", userpath.user_dir(ROOT))
     except (ValueError, ConfigError):
-        raise ConfigError(userpath.variable_error(name, text, spec))
+        raise ConfigError(userpath.variable_error(name, text, spec, userpath.user_dir(ROOT)))
 
 
 def _section(raw, schema, prefix, fname, base):

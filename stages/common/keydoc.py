@@ -15,8 +15,9 @@ KINDS = {
 }
 
 
-def accepted(spec, code="`"):
-    """The values `spec` accepts, e.g. "an integer, at least 1" or "`fp32` or `fp16`"."""
+def accepted(spec, code="`", optional=True):
+    """The values `spec` accepts, e.g. "an integer, at least 1" or "`fp32` or `fp16`";
+    optional=False leaves out null (which the command line cannot give)."""
     if spec.kind == "choice":
         names = ["%s%s%s" % (code, c, code) for c in spec.choices]
         text = ", ".join(names[:-1]) + " or " + names[-1]
@@ -26,7 +27,7 @@ def accepted(spec, code="`"):
         text = KINDS.get(spec.kind, spec.kind)
         if not code:
             text = text.replace("`", "")
-    return text + (" (or %snull%s)" % (code, code) if spec.optional else "")
+    return text + (" (or %snull%s)" % (code, code) if spec.optional and optional else "")
 
 
 def _range(spec):

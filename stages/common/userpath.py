@@ -9,14 +9,15 @@ from stages.common.schema import VARIABLES
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def user_dir():
+def user_dir(default=None):
     """The folder doit was started in (doit.loader.initial_workdir, on doit 0.34 and 0.37), or
-    the project root outside a doit run."""
+    outside a doit run `default` (the project root when None)."""
     try:
         from doit import loader
-        return getattr(loader, "initial_workdir", None) or ROOT
+        found = getattr(loader, "initial_workdir", None)
     except ImportError:
-        return ROOT
+        found = None
+    return found or default or ROOT
 
 
 def shown(path):
@@ -32,22 +33,29 @@ def clipped(text, limit=60):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def variable_error(name, text, spec):
+def variable_error(name, text, spec, base=None):
     """The sentence for a command-line value that its key refuses: named as typed (n=0), with
     what the variable accepts and the keys it sets, or, for a path, the rule it follows."""
     from stages.common.keydoc import accepted
     typed = "%s=%s" % (name, clipped(text))
     if spec.kind in ("path", "source", "paths") and not os.path.exists(
-            os.path.join(user_dir(), os.path.expanduser(text))):
+            os.path.join(base or user_dir(), os.path.expanduser(text))):
         return ("%s on the command line names %s, which does not exist: paths on the command "
                 "line are relative to the folder you run doit in (%s)." % (
-                    typed, clipped(text), user_dir()))
+                    typed, clipped(text), base or user_dir()))
     if spec.kind == "outdir" and text.strip():
-        return ("%s on the command line names a file: give a folder for the results (it is "
+        return ("%s on the command line is a file: give a folder for the results (it is "
                 "created if needed)." % typed)
     help_text, dotted = VARIABLES[name]
-    return "%s on the command line is not valid: %s= takes %s (%s; it sets %s)." % (
-        typed, name, accepted(spec, code=""), help_text, " and ".join(dotted))
+    takes = ("1 or 0 (or true/false, yes/no)" if spec.kind == "bool"
+             else accepted(spec, code="", optional=False))
+    about = "" if takes in help_text else help_text + "; "
+    return "%s on the command line is not valid: %s= takes %s (%sit sets %s)." % (
+        typed, name, takes, about, _and(dotted))
+
+
+def _and(names):
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def config_file(value):
