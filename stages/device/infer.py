@@ -82,8 +82,8 @@ def infer_images(seg, paths, opts, stats):
         for i, path in enumerate(paths):
             try:
                 yield i, path, read_image(path, opts["max_mp"])
-            except ImageError as e:
-                yield i, path, e
+            except ImageError as e:  # named as the user would type the path
+                yield i, path, ImageError(str(e).replace(path, shown(path), 1))
 
     def segment(frame):
         if isinstance(frame[2], ImageError):
