@@ -15,14 +15,14 @@ from stages.common.doitcompat import cmdline_vars
 from stages.common.errors import PipelineError
 from stages.common.intact import targets_intact
 from stages.common.layout import Layout, kernel_sources
-from stages.common.userpath import config_file
+from stages.common.userpath import config_file, user_dir
 from stages.common.uptodate import Check, config_changed, settings_changed
 from stages.device import settings as device
 
 actions.install_handlers()  # Ctrl-C, OSError, a damaged state file: one line, never a traceback
 try:
     OVERRIDES = actions.check_vars(cmdline_vars())
-    CFG = load(config_file(get_var("config", None)), OVERRIDES)
+    CFG = load(config_file(get_var("config", None)), OVERRIDES, user_dir())
     actions.prepare_artifacts(CFG["artifacts"])  # folder, lock per folder, stale temps, state file
 except (PipelineError, OSError) as error:
     actions.fail_at_load(error)

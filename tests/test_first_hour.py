@@ -108,12 +108,14 @@ def test_backend_tensorrt_on_a_machine_without_tensorrt_says_so(monkeypatch):
 
 def test_command_line_paths_are_relative_to_the_folder_doit_started_in(monkeypatch):
     from doit import loader
-    monkeypatch.setattr(loader, "initial_workdir", os.path.join(ROOT, "examples"))
-    cfg = config.load("pipeline.yaml", {"image": "odd_641x479.jpg"})
+    here = os.path.join(ROOT, "examples")
+    monkeypatch.setattr(loader, "initial_workdir", here)
+    assert userpath.user_dir() == here
+    cfg = config.load("pipeline.yaml", {"image": "odd_641x479.jpg"}, cwd=here)
     assert cfg["infer"]["image"] == os.path.join("examples", "odd_641x479.jpg")
     assert userpath.shown(cfg["infer"]["image"]) == "odd_641x479.jpg"
     with pytest.raises(ConfigError) as e:
-        config.load("pipeline.yaml", {"image": "examples/odd_641x479.jpg"})
+        config.load("pipeline.yaml", {"image": "examples/odd_641x479.jpg"}, cwd=here)
     assert "relative to the folder you run doit in (%s)" % os.path.join(ROOT, "examples") in str(
         e.value)
     assert userpath.config_file("../pipeline.yaml") == "pipeline.yaml"

@@ -33,25 +33,26 @@ def clipped(text, limit=60):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def variable_error(name, text, spec, base=None):
-    """The sentence for a command-line value that its key refuses: named as typed (n=0), with
-    what the variable accepts and the keys it sets, or, for a path, the rule it follows."""
+def variable_error(name, text, spec, cwd, dotted="", reason=""):
+    """The sentence for a command-line value that its key refuses (reason: the key's own
+    message): named as typed (n=0), with what the variable takes and the keys it sets; for a
+    path, the rule it follows, or the key's reason with the variable named as typed."""
     from stages.common.keydoc import accepted
     typed = "%s=%s" % (name, clipped(text))
-    if spec.kind in ("path", "source", "paths") and not os.path.exists(
-            os.path.join(base or user_dir(), os.path.expanduser(text))):
-        return ("%s on the command line names %s, which does not exist: paths on the command "
-                "line are relative to the folder you run doit in (%s)." % (
-                    typed, clipped(text), base or user_dir()))
-    if spec.kind == "outdir" and text.strip():
-        return ("%s on the command line is a file: give a folder for the results (it is "
-                "created if needed)." % typed)
-    help_text, dotted = VARIABLES[name]
+    if spec.kind in ("path", "source", "paths", "outdir"):
+        if spec.kind != "outdir" and not os.path.exists(
+                os.path.join(cwd, os.path.expanduser(text))):
+            return ("%s on the command line names %s, which does not exist: paths on the command "
+                    "line are relative to the folder you run doit in (%s)." % (
+                        typed, clipped(text), cwd))
+        if reason.startswith("Key '%s' in the command line " % dotted):
+            return typed + " on the command line " + reason.split(" in the command line ", 1)[1]
+    help_text, keys = VARIABLES[name]
     takes = ("1 or 0 (or true/false, yes/no)" if spec.kind == "bool"
              else accepted(spec, code="", optional=False))
     about = "" if takes in help_text else help_text + "; "
     return "%s on the command line is not valid: %s= takes %s (%sit sets %s)." % (
-        typed, name, takes, about, _and(dotted))
+        typed, name, takes, about, _and(keys))
 
 
 def _and(names):
