@@ -4,6 +4,7 @@ output that never mixes a progress line with a message, and pictures that can be
 import importlib.util
 import io
 import os
+import re
 import subprocess
 import sys
 
@@ -33,7 +34,7 @@ def table_rows():
         lines = tool.table_lines(f.read())[2:]
     rows = {}
     for line in lines:
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
         rows[cells[0].strip("`")] = cells[1:]
     return rows
 

@@ -9,6 +9,7 @@ one, which tests/test_readme_keys.py refuses until it is written).
 import argparse
 import difflib
 import os
+import re
 import sys
 
 import yaml
@@ -59,7 +60,7 @@ def meanings(text):
     """{key: meaning} from the rows of the table now in the README."""
     out = {}
     for line in table_lines(text):
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
         if len(cells) == 4 and cells[0].startswith("`"):
             out[cells[0].strip("`")] = cells[3]
     return out
