@@ -582,7 +582,8 @@ def test_5_when_some_inputs_fail_the_written_ones_are_counted(case, tmp_path):
 # --- (6) command-line values ------------------------------------------------------------------
 
 @pytest.mark.parametrize("args,needles", [
-    (("infer", "image=" + ODD, "backend=bogus"), ["backend=bogus", "auto, tensorrt or onnxruntime"]),
+    (("infer", "image=" + ODD, "backend=bogus"),
+     ["backend=bogus", "auto, tensorrt or onnxruntime"]),
     (("bench", "backend=bogus"), ["backend=bogus"]),
     (("verify", "backend=bogus"), ["backend=bogus"]),
     (("infer", "image=" + ODD, "n=abc"), ["infer.n", "an integer"]),
