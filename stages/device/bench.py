@@ -173,7 +173,8 @@ def scaled(n, warmup):
     look (seconds) and the default n=50 the full measurement."""
     return {"iterations": n, "warmup": min(warmup, n), "stream_frames": max(2, n),
             "cpu_post": max(1, n // 10), "cpu_post_warmup": 1 if n >= 10 else 0,
-            "cpu_compare": max(1, n // 5), "cpu_compare_warmup": min(2, max(1, n // 10))}
+            "cpu_compare": max(1, n // 5), "cpu_compare_warmup": min(2, max(1, n // 10)),
+            "fold": max(1, n // 2)}
 
 
 def part(report, name, fn, *args):
@@ -184,9 +185,9 @@ def part(report, name, fn, *args):
     return out
 
 
-def run_bench(cfg, layout, cpu_compare=None):
-    """cpu_compare: "module:function" of the host wing's ONNX Runtime vs PyTorch comparison
-    (dodo names it on a host with torch), or None on the device."""
+def run_bench(cfg, layout, cpu_compare=None, fold_compare=None):
+    """cpu_compare, fold_compare: "module:function" of the host wing's comparisons (dodo names
+    them on a host with torch), or None on the device (host_comparisons)."""
     from runtime import benchmarks
     from stages.device import doctor
     from stages.device.select import describe, open_runtime
@@ -214,13 +215,24 @@ def run_bench(cfg, layout, cpu_compare=None):
     if seg.backend.name == "tensorrt":
         report["trtexec"] = part(report, "trtexec", doctor.trtexec_crosscheck,
                                  seg.backend.source, n)
-    if cpu_compare is not None and cfg["bench"]["cpu"] and os.path.isfile(layout.manifest):
-        from stages.common.actions import resolve
-        report["cpu_backends"] = part(report, "cpu_backends", resolve(cpu_compare), cfg, layout,
-                                      plan["cpu_compare"], plan["cpu_compare_warmup"])
+    host_comparisons(report, cfg, layout, cpu_compare, fold_compare)
     path = os.path.join(layout.bench_dir, device.slug(report["device"]) + ".json")
     files.write_json(path, report)
     print_summary(report, path)
+
+
+def host_comparisons(report, cfg, layout, cpu_compare, fold_compare):
+    """On a host with torch ("module:function" names from dodo, None on the device): ONNX
+    Runtime vs PyTorch eager (bench.cpu), and the folded vs unfolded model (issue 22)."""
+    from stages.common.actions import resolve
+    plan = report["plan"]
+    runs = (plan["cpu_compare"], plan["cpu_compare_warmup"])
+    if cpu_compare is not None and cfg["bench"]["cpu"] and os.path.isfile(layout.manifest):
+        report["cpu_backends"] = part(report, "cpu_backends", resolve(cpu_compare), cfg, layout,
+                                      *runs)
+    if fold_compare is not None and os.path.isfile(layout.onnx_sidecar):
+        report["fold"] = part(report, "fold", resolve(fold_compare), cfg, layout, plan["fold"],
+                              runs[1])
 
 
 def print_summary(r, path):

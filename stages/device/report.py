@@ -82,6 +82,8 @@ def summary_lines(r):
     if c:
         lines.append("  CPU: ONNX Runtime p50 %.1f ms vs PyTorch eager %.1f ms (%.2fx)" % (
             c["onnxruntime_ms"]["p50"], c["torch_eager_ms"]["p50"], c["onnxruntime_vs_torch"]))
+    if r.get("fold"):
+        lines.append("  " + r["fold"].get("summary", r["fold"].get("error", "")))
     return lines + [cost_line(r)]
 
 
@@ -138,7 +140,8 @@ COSTS = (("load", "loading the model"),
          ("stream", "stream ({stream_frames} frames, sequential then pipelined)"),
          ("trtexec", "trtexec"),
          ("cpu_backends", "ONNX Runtime vs PyTorch ({cpu_compare} timed + {cpu_compare_warmup} "
-                          "warm-up, loading PyTorch included)"))
+                          "warm-up, loading PyTorch included)"),
+         ("fold", "folded vs unfolded model ({fold} timed + {cpu_compare_warmup} warm-up)"))
 
 
 def cost_line(r):
