@@ -42,7 +42,7 @@ def _range(spec):
 
 
 def _num(value):
-    return "%g" % value
+    return "%d" % value if float(value).is_integer() else "%g" % value
 
 
 def keys(schema=None, prefix=""):
