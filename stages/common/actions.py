@@ -118,11 +118,20 @@ def prepare_artifacts(artifacts, argv=None):
     waits), remove temp files a killed run left, and refuse a damaged state file."""
     from stages.common import lock
     argv = sys.argv if argv is None else argv
-    os.makedirs(artifacts, exist_ok=True)
+    if not os.path.isdir(artifacts):
+        os.makedirs(artifacts)
+        ignore_all(artifacts)
     if lock.needs_lock(argv):
         lock.acquire(artifacts)
     if lock.doit_command(argv) not in ("list", "help", "tabcompletion"):  # they never read it
         check_dep_file(os.path.join(artifacts, DEP_FILE))
+
+
+def ignore_all(folder):
+    """A `.gitignore` of `*` in an artifacts folder this run created, so an `artifacts:` other
+    than the project's git-ignored `artifacts/` never shows up as untracked files."""
+    from stages.common.files import write_bytes
+    write_bytes(os.path.join(folder, ".gitignore"), b"# written by doit: outputs, not sources\n*\n")
 
 
 def fail_at_load(error):
@@ -134,8 +143,8 @@ def fail_at_load(error):
 
 class Reporter(ConsoleReporter):
     """doit's console reporter, printing our errors as one line instead of a framed block.
-    Only the public reporter API (add_failure) is overridden: it is the same on doit 0.34 and
-    0.37."""
+    Only the public reporter API (add_failure, skip_uptodate) is overridden: it is the same on
+    doit 0.34 and 0.37."""
 
     def add_failure(self, task, fail):
         message = getattr(fail, "message", "") or ""
@@ -143,3 +152,11 @@ class Reporter(ConsoleReporter):
             self.write("error in %s: %s\n" % (task.name, message[len(MARK):]))
             return
         ConsoleReporter.add_failure(self, task, fail)
+
+    def skip_uptodate(self, task):
+        """`-- TASK`, then what the task's meta "up_to_date" ("module:function", args...) returns:
+        e.g. verify's last table, so an up-to-date run still shows its result."""
+        ConsoleReporter.skip_uptodate(self, task)
+        note = (getattr(task, "meta", None) or {}).get("up_to_date")
+        if note:
+            self.write(resolve(note[0])(*note[1:]))

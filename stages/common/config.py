@@ -2,22 +2,24 @@
 its keys. The schema is data (stages/common/schema.py): section -> key -> Key(kind, default).
 
 Paths in the pipeline file are resolved relative to that file; paths on the command line relative
-to the project root (where dodo.py is, and where doit runs). Both are stored relative to the
+to the folder doit was started in (stages.common.userpath). Both are stored relative to the
 project root, so the slices given to `config_changed` do not change when the repo is moved."""
 import math
 import os
 
 import yaml
 
+from stages.common import userpath
 from stages.common.errors import ConfigError
 from stages.common.schema import SCHEMA, TRT_TARGETS, VARIABLES, key_spec  # noqa: F401
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def load(path="pipeline.yaml", variables=None):
+def load(path="pipeline.yaml", variables=None, cwd=None):
     """Return the validated config as nested plain dicts; raise ConfigError with one sentence.
-    variables: the command line's name=value pairs (strings), applied through VARIABLES."""
+    variables: the command line's name=value pairs (strings), applied through VARIABLES; their
+    paths are relative to cwd (the folder doit started in; the project root when None)."""
     full = path if os.path.isabs(path) else os.path.join(ROOT, path)
     if not os.path.isfile(full):
         raise ConfigError("The pipeline file %s does not exist: create it or pass config=PATH."
@@ -37,27 +39,27 @@ def load(path="pipeline.yaml", variables=None):
     for name, text in sorted((variables or {}).items()):
         for dotted in VARIABLES[name][1]:
             section, key = dotted.split(".")
-            cfg[section][key] = _override(dotted, name, text)
+            cfg[section][key] = _override(dotted, name, text, cwd or ROOT)
     return cfg
 
 
-def _override(dotted, name, text):
-    """One command-line value for one key: parsed from its string, then the key's own checks."""
+def _override(dotted, name, text, cwd):
+    """One command-line value for one key: parsed from its string, then the key's own checks;
+    paths are relative to the folder doit runs in. A refused value is named as the user typed it
+    (n=0, not infer.n), with what the variable accepts (stages.common.userpath)."""
     spec = key_spec(dotted)
-    where = "the command line (%s=%s)" % (name, text)
     value = text
     try:
         if spec.kind == "int":
             value = int(text)
         elif spec.kind == "float":
             value = float(text)
-    except ValueError:
-        raise ConfigError("Key '%s' in %s must be %s, not %r." % (
-            dotted, where, _describe(spec.kind), text))
-    if spec.kind == "bool":
-        value = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(
-            text.lower(), text)
-    return _value(value, spec, dotted, where, ROOT)
+        if spec.kind == "bool":
+            value = {"1": True, "true": True, "yes": True, "0": False, "false": False,
+                     "no": False}.get(text.lower(), text)
+        return _value(value, spec, dotted, "the command line", cwd)
+    except (ValueError, ConfigError) as e:
+        raise ConfigError(userpath.variable_error(name, text, spec, cwd, dotted, str(e)))
 
 
 def _section(raw, schema, prefix, fname, base):

@@ -7,13 +7,14 @@ import os
 import tempfile
 
 from stages.common.errors import ArtifactError, ConfigError, ImageError
+from stages.common.userpath import shown
 
 
 def check_folder(out):
     """Create out= if needed and prove it writable with a probe file; one sentence otherwise."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise ConfigError("out=%s is a file: give a folder for the results (it is created if "
-                          "needed)." % out)
+                          "needed)." % shown(out))
     try:
         os.makedirs(out, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=out)
@@ -21,7 +22,7 @@ def check_folder(out):
         os.remove(probe)
     except OSError as e:
         raise ArtifactError("out=%s cannot be written (%s): choose a writable folder with "
-                            "out=DIR." % (out, _reason(e)))
+                            "out=DIR." % (shown(out), _reason(e)))
 
 
 def _reason(e):
@@ -63,6 +64,6 @@ def failure(failed, done, out):
     total = failed + done
     if done:
         return ImageError("%d of %d inputs could not be read (listed above as skipped); the other "
-                          "%d were written to %s." % (failed, total, done, out))
+                          "%d were written to %s." % (failed, total, done, shown(out)))
     return ImageError("None of the %d inputs could be read (listed above as skipped); nothing was "
                       "written: replace or remove them." % total)

@@ -219,6 +219,8 @@ def load_model(model_dir, manifest, allow_pickle):
         raise CheckoutError("%s no longer has %s (the checkout changed since `doit checkout`): run "
                             "`doit checkout`." % (model_dir, gone[0]))
     from transformers import SegformerForSemanticSegmentation
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # "Loading weights: 0%|..." is not ours to print
     try:
         model, info = SegformerForSemanticSegmentation.from_pretrained(
             model_dir, attn_implementation="eager", use_safetensors=fmt == "safetensors",
