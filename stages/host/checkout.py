@@ -76,6 +76,7 @@ def fetch(repo_id, revision, model_dir, allow_pickle):
 
 def _read_json(model_dir, name):
     path = os.path.join(model_dir, name)
+    weights_check.require_regular(path, model_dir)
     if not os.path.isfile(path):
         raise CheckoutError("%s is missing from %s: the checkout is incomplete; clone the model "
                             "again." % (name, model_dir))
@@ -201,7 +202,8 @@ def model_files(model_dir):
         return []
     keep = (CONFIG, PREPROCESSOR)
     return [os.path.join(model_dir, n) for n in sorted(os.listdir(model_dir))
-            if n in keep or n.endswith((".safetensors", ".bin", ".safetensors.index.json"))]
+            if (n in keep or n.endswith((".safetensors", ".bin", ".safetensors.index.json")))
+            and os.path.isfile(os.path.join(model_dir, n))]  # never a FIFO: doit would hash it
 
 
 def load_model(model_dir, manifest, allow_pickle):

@@ -11,6 +11,7 @@ from stages.common import files
 from stages.host import onnx_gate
 from stages.common.errors import ExportError, ToleranceError
 from runtime import palette as pal
+from runtime.finite import DAMAGED
 from runtime.reference import upsample_argmax
 from runtime.sidecar import INPUT_NAME, OUTPUT_NAME
 
@@ -95,6 +96,8 @@ def parity(onnx_path, golden_json, limits, labels):
     for rec in read_index(golden_json):
         tensor, golden_logits, golden_mask = load_case(rec)
         logits = sess.run([OUTPUT_NAME], {INPUT_NAME: tensor})[0]
+        compare.require_finite(logits, DAMAGED % ("%s (model.onnx in ONNX Runtime)" %
+                                                  rec["source"]))
         mask = upsample_argmax(logits, rec["height"], rec["width"])
         row = {"image": rec["source"],
                "argmax_agreement": compare.argmax_agreement(logits, golden_logits)}
