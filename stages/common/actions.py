@@ -116,9 +116,12 @@ DEP_FILE = ".doit.json"  # doit's state, one per artifacts folder (dodo.py's DOI
 def prepare_artifacts(artifacts, argv=None):
     """Before doit reads its state: create the artifacts folder, hold its lock (a second run
     waits), remove temp files a killed run left, and refuse a damaged state file."""
-    from stages.common import lock
+    from stages.common import files, lock
+    from stages.common.config import ROOT
     argv = sys.argv if argv is None else argv
+    files.own(ROOT)  # the one rule: writes, locks and cleanup stay inside the project (and out=)
     os.makedirs(artifacts, exist_ok=True)
+    files.check_owned(artifacts)
     if lock.needs_lock(argv):
         lock.acquire(artifacts)
     if lock.doit_command(argv) not in ("list", "help", "tabcompletion"):  # they never read it

@@ -7,7 +7,7 @@ project root, so the slices given to `config_changed` do not change when the rep
 import math
 import os
 
-from stages.common.errors import ConfigError
+from stages.common.errors import ConfigError, PipelineError
 from stages.common.settings_file import quote, read_settings
 from stages.common.schema import SCHEMA, TRT_TARGETS, VARIABLES, key_spec  # noqa: F401
 
@@ -136,12 +136,25 @@ def _outpath(value, key, fname, base):
     if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel) or rel == ".":
         raise ConfigError("Key '%s' in %s must name a folder inside the project (%s), not %s." % (
             key, fname, ROOT, quote(value).strip("'\"")))
+    real = os.path.realpath(os.path.join(ROOT, rel))
+    root = os.path.realpath(ROOT)
+    if not real.startswith(root + os.sep):
+        raise ConfigError("Key '%s' in %s names %s, which resolves to %s outside the project (a "
+                          "symlink): artifacts must stay inside %s; remove the link." % (
+                              key, fname, quote(value).strip("'\""), quote(real, 60).strip("'"),
+                              ROOT))
     return rel
 
 
 def _source(value, key, fname, base):
-    """infer's input: a camera index or a GStreamer pipeline as given, else a path that exists."""
-    if value.isdigit() or "!" in value:
+    """infer's input, by what exists on disk first (stages/device/sources.py): an existing path
+    (relative to `base`), else a camera index or a GStreamer pipeline as given."""
+    from stages.device.sources import classify
+    try:
+        kind = classify(value, os.path.join(ROOT, _relative(value, base)))
+    except PipelineError as e:
+        raise ConfigError("Key '%s' in %s: %s" % (key, fname, e))
+    if kind in ("camera", "gstreamer"):
         return value
     return _path(value, key, fname, base, must_exist=True)
 

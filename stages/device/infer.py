@@ -9,9 +9,6 @@ import numpy as np
 from stages.common import files
 from stages.common.errors import ConfigError, ImageError
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-
-
 def options(cfg):
     """infer's settings (pipeline.yaml's infer section, command-line variables applied and
     checked by the schema) in the shape this module uses."""
@@ -22,18 +19,6 @@ def options(cfg):
     return {"image": c["image"], "out": c["out"], "alpha": c["alpha"], "mode": c["mode"],
             "backend": c["backend"], "max_mp": c["max_megapixels"], "limit": c["n"] or 0,
             "sequential": c["sequential"]}
-
-
-def source_kind(source):
-    if source.isdigit():
-        return "camera"
-    if "!" in source:
-        return "gstreamer"
-    if os.path.isdir(source):
-        return "folder"
-    if source.lower().endswith(VIDEO_EXTENSIONS):
-        return "video"
-    return "image"
 
 
 class Stats(object):
@@ -106,6 +91,7 @@ def infer_stream(seg, source, kind, opts, stats):
     decode on a reader thread, segment here, write on writer threads (runtime.stream)."""
     import cv2
     from runtime.stream import run_stream
+    from stages.device import sources
     cap = cv2.VideoCapture(int(source)) if kind == "camera" else (
         cv2.VideoCapture(source, cv2.CAP_GSTREAMER) if kind == "gstreamer"
         else cv2.VideoCapture(source))
@@ -113,7 +99,9 @@ def infer_stream(seg, source, kind, opts, stats):
         raise ImageError("%s cannot be opened as a %s: check the path or device (OpenCV needs "
                          "FFmpeg for files and GStreamer for pipelines)." % (source, kind))
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "video" else 0
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    fps = sources.writer_fps(cap.get(cv2.CAP_PROP_FPS))
+    sources.check_frame_size(source, int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                             int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), opts["max_mp"])
     stem = os.path.splitext(os.path.basename(source))[0] if kind == "video" else kind
     video_path = os.path.join(opts["out"], stem + "_overlay.mp4")
     state = {"writer": None}
@@ -137,8 +125,9 @@ def infer_stream(seg, source, kind, opts, stats):
 
     def write(frame, out):
         if state["writer"] is None:
-            state["writer"] = cv2.VideoWriter(state["tmp"], cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                              (frame.shape[1], frame.shape[0]))
+            sources.check_frame_size(source, frame.shape[1], frame.shape[0], opts["max_mp"])
+            state["writer"] = sources.open_writer(state["tmp"], fps, frame.shape[1],
+                                                  frame.shape[0])
         state["writer"].write(out[1].overlay)
         print("\rinfer: frame %d%s  %.1f ms" % (out[0] + 1, "/%d" % total if total else "",
                                                  sum(out[1].timings.values())), end="", flush=True)
@@ -150,6 +139,7 @@ def infer_stream(seg, source, kind, opts, stats):
                        side=side)
             if state["writer"] is not None:
                 state["writer"].release()
+            sources.check_written(tmp, stats.done)
     finally:
         cap.release()
     print("\ninfer: wrote %s (%d frames)" % (video_path, stats.done))
@@ -159,10 +149,8 @@ def run_infer(cfg, layout):
     from runtime.images import list_images
     from stages.device.select import describe, open_runtime
     opts = options(cfg)
-    kind = source_kind(opts["image"])
-    if kind in ("folder", "image", "video") and not os.path.exists(opts["image"]):
-        raise ImageError("image=%s does not exist: give an image, a folder, a video, a camera "
-                         "index or a GStreamer pipeline." % opts["image"])
+    from stages.device.sources import kind_of
+    kind = kind_of(opts["image"])  # by what exists on disk first (stages/device/sources.py)
     from stages.device.outputs import check_folder, failure
     check_folder(opts["out"])  # out= a file, unwritable or read-only: one sentence, before any work
     seg = open_runtime(layout, opts["backend"])

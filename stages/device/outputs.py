@@ -5,7 +5,9 @@ written only when something was."""
 import errno
 import os
 import tempfile
+import time
 
+from stages.common import files
 from stages.common.errors import ArtifactError, ConfigError, ImageError
 
 
@@ -14,8 +16,10 @@ def check_folder(out):
     if os.path.exists(out) and not os.path.isdir(out):
         raise ConfigError("out=%s is a file: give a folder for the results (it is created if "
                           "needed)." % out)
+    files.own(out)  # ours to write in (and to clean our own temps from), symlinked or not
     try:
         os.makedirs(out, exist_ok=True)
+        files.remove_stale_temps(out, time.time(), depth=1)  # a killed infer's temp video
         fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=out)
         os.close(fd)
         os.remove(probe)

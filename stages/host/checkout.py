@@ -220,6 +220,7 @@ def load_model(model_dir, manifest, allow_pickle):
     if gone:
         raise CheckoutError("%s no longer has %s (the checkout changed since `doit checkout`): run "
                             "`doit checkout`." % (model_dir, gone[0]))
+    _recheck(model_dir, manifest)
     from transformers import SegformerForSemanticSegmentation
     try:
         model, info = SegformerForSemanticSegmentation.from_pretrained(
@@ -234,6 +235,19 @@ def load_model(model_dir, manifest, allow_pickle):
                             "config.json; restore it and run `doit checkout`." % (
                                 model_dir, sorted(info["missing_keys"])[0]))
     return model.eval()
+
+
+def _recheck(model_dir, manifest):
+    """The weight files must still be the ones `doit checkout` validated (a pickle swapped in
+    later is never unpickled): their sha256 against the manifest, before any load."""
+    recorded = manifest.get("sha256") if isinstance(manifest.get("sha256"), dict) else {}
+    for name in manifest["weights"]["files"]:
+        path = os.path.join(model_dir, name)
+        weights_check.require_regular(path, model_dir)
+        if recorded.get(name) != files.sha256_file(path):
+            raise CheckoutError("%s changed since `doit checkout` validated it (its sha256 differs "
+                                "from the one in the checkout manifest): run `doit checkout` to "
+                                "validate it again." % path)
 
 
 def load_processor(model_dir):

@@ -122,18 +122,18 @@ def run_onnx(cfg, layout):
     model_dir, onnx_cfg, allow_pickle = (cfg["model"]["path"], cfg["onnx"],
                                          cfg["model"]["allow_pickle"])
     manifest = files.read_json(layout.manifest)
-    seconds = export_graph(model_dir, manifest, onnx_cfg["opset"], layout.onnx_model + ".export",
-                           allow_pickle)
+    exported = files.scratch_path(layout.onnx_model, "export", ".onnx")
+    candidate = files.scratch_path(layout.onnx_model, "candidate", ".onnx")
+    seconds = export_graph(model_dir, manifest, onnx_cfg["opset"], exported, allow_pickle)
     try:
-        model, counts = check_and_simplify(layout.onnx_model + ".export", onnx_cfg["simplify"])
+        model, counts = check_and_simplify(exported, onnx_cfg["simplify"])
         gate = onnx_gate.check(model, onnx_cfg["target_tensorrt"])
         data = model.SerializeToString()
-        files.write_bytes(layout.onnx_model + ".candidate", data)
-        rows = parity(layout.onnx_model + ".candidate", layout.golden_json, onnx_cfg,
-                      manifest["labels"])
-        os.replace(layout.onnx_model + ".candidate", layout.onnx_model)
+        files.write_bytes(candidate, data)
+        rows = parity(candidate, layout.golden_json, onnx_cfg, manifest["labels"])
+        os.replace(candidate, layout.onnx_model)
     finally:
-        for leftover in (layout.onnx_model + ".export", layout.onnx_model + ".candidate"):
+        for leftover in (exported, candidate):
             if os.path.exists(leftover):
                 os.remove(leftover)
     sha = hashlib.sha256(data).hexdigest()
