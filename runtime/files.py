@@ -148,8 +148,9 @@ def check_owned(folder):
         return
     real = os.path.realpath(folder)
     if not any(inside(real, root) for root in _OWNED):
-        raise ArtifactError("%s resolves to %s, outside the project and out= (a symlink): doit "
-                            "writes only inside them; remove the link." % (folder, real))
+        raise ArtifactError("%s resolves to %s, outside the project and out=: doit writes only "
+                            "inside them; if a symlink leads there, remove the link." % (
+                                folder, real))
 
 
 def write_bytes(path, data):

@@ -167,4 +167,4 @@ def run_infer(cfg, layout):
         infer_stream(seg, opts["image"], kind, opts, stats)
     print(stats.summary())
     if stats.failed:
-        raise failure(len(stats.failed), stats.done, opts["out"])
+        raise failure(stats.failed, stats.done, opts["out"])

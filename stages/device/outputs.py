@@ -63,7 +63,12 @@ def unique_stems(paths):
 
 
 def failure(failed, done, out):
-    """The closing error when some inputs could not be read (ImageError)."""
+    """The closing error when some inputs could not be read (ImageError); `failed` is the list of
+    their paths (a single one is named)."""
+    if len(failed) == 1 and not done:
+        return ImageError("%s could not be read (see the skipped line above); nothing was "
+                          "written: replace it." % failed[0])
+    failed = len(failed)
     total = failed + done
     if done:
         return ImageError("%d of %d inputs could not be read (listed above as skipped); the other "
