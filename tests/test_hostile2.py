@@ -227,6 +227,12 @@ def test_3_a_small_or_odd_file_gives_a_short_refusal(watch, text, needle):
     assert len(line) < 400, len(line)
 
 
+def test_3_a_huge_command_line_name_gives_a_short_refusal(watch):
+    code, out = run(watch.path, "verify", "x" * 5000 + "=1")
+    line = refused(code, out, "Unknown variable 'xxx", "known variables are")
+    assert len(line) < 400, len(line)
+
+
 def _fifo(path):
     if os.path.lexists(path):
         os.remove(path)

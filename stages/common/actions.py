@@ -46,10 +46,11 @@ def check_vars(cmdline_vars):
     """Raise ConfigError for a command-line variable no task reads; return the others as the
     overrides stages.common.config.load applies (`config` is the pipeline file, not a key)."""
     from stages.common.schema import VARIABLES
+    from stages.common.settings_file import quote
     for name in sorted(cmdline_vars or {}):
         if name not in VARIABLES:
             raise ConfigError("Unknown variable '%s=' on the command line: known variables are "
-                              "%s." % (name, ", ".join(sorted(VARIABLES))))
+                              "%s." % (quote(name, 60).strip("'\""), ", ".join(sorted(VARIABLES))))
     return dict((k, v) for k, v in (cmdline_vars or {}).items() if k != "config")
 
 
