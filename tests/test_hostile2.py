@@ -147,6 +147,36 @@ def test_1_precision_refuses_non_finite_golden_logits(watch):
     refused(code, out, "produces NaN logits on", "street_1920x1080")
 
 
+@pytest.mark.parametrize("value,kind", [(np.nan, "NaN"), (-np.inf, "infinite")])
+def test_1_verify_refuses_a_backend_that_produces_non_finite_logits(built_project, monkeypatch,
+                                                                     value, kind):
+    from runtime.errors import NonFiniteError
+    from runtime.golden import load_case, read_index
+    from stages.device.verify import check_case
+    monkeypatch.chdir(built_project)
+    rec = read_index(os.path.join(GOLDEN, "golden.json"))[0]
+    tensor, logits, _ = load_case(rec)
+
+    class Backend(object):
+        name, source = "tensorrt", "artifacts/engine/x/model.engine"
+        input_shape, output_shape = tensor.shape, logits.shape
+
+        def infer(self, t):
+            out = logits.copy()
+            out[0, 0, 0, 0] = value
+            return out
+
+    class Seg(object):
+        backend = Backend()
+
+        def preprocess(self, image):
+            return tensor
+    with pytest.raises(NonFiniteError) as e:
+        check_case(Seg(), rec, None)
+    assert "The tensorrt backend produces %s logits on" % kind in str(e.value)
+    assert "street_1920x1080" in str(e.value) and "doit build_engine" in str(e.value)
+
+
 def test_1_the_comparison_itself_refuses_nan_and_inf():
     from runtime.errors import NonFiniteError
     from stages.common import compare

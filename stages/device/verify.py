@@ -25,7 +25,8 @@ def check_case(seg, rec, image):
     compare.require_finite(logits, "The %s backend produces %%s logits on %s (%s): the engine or "
                            "its weights are damaged, or fp16 overflows; rebuild it with `doit "
                            "build_engine`, or set engine.precision: fp32." % (
-                               seg.backend.name, rec["source"], seg.backend.source))
+                               getattr(seg.backend, "name", "runtime"), rec["source"],
+                               getattr(seg.backend, "source", "its model")))
     d = compare.abs_diff(logits, golden_logits)
     row["logits_max_abs"], row["logits_mean_abs"] = d["max_abs"], d["mean_abs"]
     mask = seg.segment(image).mask
