@@ -10,6 +10,8 @@ PRECISION_GROUPS = ("LayerNorm", "Softmax")
 # The bounds table: every number's sane range (a limit that can never fail, or a size no machine
 # has, is refused). Tests check that every int and float key has both bounds.
 ABS_LIMIT = 1e3       # an abs-error limit above this could never fail (logits are O(10))
+# the same tuple as stages.device.evaluate_data.LAYOUTS
+LABEL_LAYOUTS = ("auto", "indices", "sidewalk", "cityscapes")
 
 
 class Key(object):
@@ -88,6 +90,13 @@ SCHEMA = {
         "backend": Key("choice", "auto", choices=BACKENDS),
         "cpu": Key("bool", True),
     },
+    "evaluate": {  # doit evaluate: accuracy on a labelled set (stages/device/evaluate.py)
+        "data": Key("str", "datasets/sidewalk-demo"),
+        "labels": Key("choice", "auto", choices=LABEL_LAYOUTS),
+        "max_miou_drop": _fraction(0.01),
+        "max_class_iou_drop": Key("float", None, optional=True, minimum=0, maximum=1),
+        "worst": Key("int", 3, minimum=0, maximum=50),
+    },
 }
 
 # name= on the command line -> (help, the keys it overrides). `config` picks the pipeline file.
@@ -104,6 +113,9 @@ VARIABLES = {
     "sequential": ("1 to run infer's stream stages one after another (no pipelining)",
                    ("infer.sequential",)),
     "cpu": ("0 to skip bench's ONNX Runtime vs PyTorch CPU comparison", ("bench.cpu",)),
+    "data": ("a labelled set: DIR/images/ and DIR/labels/ (evaluate)", ("evaluate.data",)),
+    "labels": ("auto, indices, sidewalk or cityscapes label layout (evaluate)",
+               ("evaluate.labels",)),
 }
 
 
