@@ -23,8 +23,9 @@ EXPORT_SETTINGS = {  # declared as data, recorded in report.json
 }
 
 
-def export_graph(model_dir, manifest, opset, path, allow_pickle=False):
-    """torch model -> ONNX file at `path` (written atomically); returns the export seconds."""
+def export_graph(model_dir, manifest, opset, path, allow_pickle=False, fold=False):
+    """torch model (its decode head folded when `fold`, stages.host.segformer_fold) -> ONNX file
+    at `path` (written atomically); returns the export seconds."""
     import torch
     from stages.host.checkout import load_model  # the one loader of the checkout (pickle policy)
 
@@ -37,6 +38,9 @@ def export_graph(model_dir, manifest, opset, path, allow_pickle=False):
             return self.model(pixel_values=pixel_values).logits
 
     model = load_model(model_dir, manifest, allow_pickle)
+    if fold:
+        from stages.host.segformer_fold import fold_decode_head
+        fold_decode_head(model)
     dummy = torch.zeros(1, 3, manifest["input"]["height"], manifest["input"]["width"])
     t0 = time.time()
     with files.atomic_path(path, suffix=".onnx") as tmp:
@@ -124,7 +128,8 @@ def run_onnx(cfg, layout):
     manifest = files.read_json(layout.manifest)
     exported = files.scratch_path(layout.onnx_model, "export", ".onnx")
     candidate = files.scratch_path(layout.onnx_model, "candidate", ".onnx")
-    seconds = export_graph(model_dir, manifest, onnx_cfg["opset"], exported, allow_pickle)
+    opset = onnx_gate.export_opset(onnx_cfg)
+    seconds = export_graph(model_dir, manifest, opset, exported, allow_pickle, onnx_cfg["fold"])
     try:
         model, counts = check_and_simplify(exported, onnx_cfg["simplify"])
         gate = onnx_gate.check(model, onnx_cfg["target_tensorrt"])
@@ -137,13 +142,17 @@ def run_onnx(cfg, layout):
             if os.path.exists(leftover):
                 os.remove(leftover)
     sha = hashlib.sha256(data).hexdigest()
-    write_sidecar(layout.onnx_sidecar, manifest, model, sha, files.read_json(layout.golden_json))
+    from stages.host.segformer_fold import fold_record
+    head = fold_record(model, model_dir, onnx_cfg["fold"])
+    write_sidecar(layout.onnx_sidecar, manifest, model, sha, files.read_json(layout.golden_json),
+                  head)
     report = _report(onnx_cfg, counts, gate, rows, sha, len(data), seconds, model)
+    report.update(export_opset=opset, decode_head=head)
     files.write_json(layout.onnx_report, report)
     _summary(report)
 
 
-def write_sidecar(path, manifest, model, sha, golden):
+def write_sidecar(path, manifest, model, sha, golden, decode_head=None):
     from runtime.sidecar import model_sidecar
     out = model.graph.output[0].type.tensor_type.shape
     from stages.host.precision import precision_groups
@@ -151,6 +160,8 @@ def write_sidecar(path, manifest, model, sha, golden):
                          [d.dim_value for d in out.dim], sha,
                          pal.palette_rgb(manifest["num_labels"]))
     meta["precision_groups"] = precision_groups(model)
+    if decode_head is not None:  # issue 22: folded or not, and the MACs of both graphs
+        meta["decode_head"] = decode_head
     files.write_json(path, meta)
 
 
@@ -180,7 +191,17 @@ def _summary(r):
     worst = max(p["max_abs"] for p in r["parity"]["images"])
     agree = min(p["mask_agreement"] for p in r["parity"]["images"])
     print("onnx: opset %d, %d -> %d nodes, %.1f MB, TensorRT %s gate passed (%d op types)" % (
-        r["opset"], r["node_counts"]["nodes_exported"], r["node_counts"]["nodes_final"],
-        r["onnx_bytes"] / 1e6, r["gate"]["target_tensorrt"], len(r["gate"]["ops"])))
+        r.get("export_opset", r["opset"]), r["node_counts"]["nodes_exported"],
+        r["node_counts"]["nodes_final"], r["onnx_bytes"] / 1e6, r["gate"]["target_tensorrt"],
+        len(r["gate"]["ops"])))
+    if r.get("decode_head"):
+        print(_fold_line(r["decode_head"]))
     print("onnx: parity on %d golden images: logits max abs %.2e, mask agreement %.4f%%, "
           "sha256 %s" % (len(r["parity"]["images"]), worst, 100 * agree, r["onnx_sha256"][:16]))
+
+
+def _fold_line(head):
+    this, other = ("folded", "unfolded") if head["folded"] else ("unfolded", "folded")
+    return "onnx: decode head %s: %.3f GMAC; the %s graph: %.3f GMAC (%.2fx)" % (
+        "folded" if head["folded"] else "not folded (onnx.fold: false)",
+        head["macs"][this] / 1e9, other, head["macs"][other] / 1e9, head["macs"]["ratio"])
