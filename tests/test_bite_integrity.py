@@ -107,6 +107,22 @@ def test_the_engine_folder_writes_each_file_through_a_temp_file(tmp_path, monkey
 LARGE = intact.HASH_ALWAYS * 3 + 17
 
 
+def dead_pid():
+    import subprocess
+    import sys
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+DEAD = dead_pid()
+
+
+def temp(base, tag="abcd1234", ext="", pid=None):
+    """A temp name as runtime.files makes them, left by the process `pid` (a gone one)."""
+    return ".%s.%s%d-%s.tmp%s" % (base, files.TEMP_MARK, DEAD if pid is None else pid, tag, ext)
+
+
 def write(path, data, mtime_ns=None):
     with open(path, "wb") as f:
         f.write(data)
@@ -320,43 +336,47 @@ def test_a_staged_folder_replaces_the_old_one_whole(tmp_path):
 def test_stale_temps_older_than_the_start_go_and_everything_else_stays(tmp_path, monkeypatch):
     root = str(tmp_path)
     start = 2000000000.0
-    names = {"a/.model.onnx.abcd1234.tmp": start - 1, "a/.x.abcd1234.tmp.png": start - 5,
-             "b/model.onnx.export": start - 9, "b/.y.abcd1234.tmp": start,  # not older: stays
-             "b/model.onnx": start - 9, "c/.golden.abcd1234.tmp/inner.npy": start - 9}
+    names = {"a/" + temp("model.onnx"): start - 1, "a/" + temp("x", ext=".png"): start - 5,
+             "b/" + temp("model.onnx", "export"): start - 9, "b/" + temp("y"): start,  # not older
+             "b/model.onnx": start - 9, "b/notes.export": start - 9,  # not ours
+             "b/" + temp("z", pid=os.getpid()): start - 9,  # this process's own: alive
+             "c/" + temp("golden") + "/inner.npy": start - 9}
     for rel, t in names.items():
         path = os.path.join(root, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
             f.write("x")
         os.utime(path, (t, t))
-    os.utime(os.path.join(root, "c/.golden.abcd1234.tmp"), (start - 9, start - 9))
+    os.utime(os.path.join(root, "c/" + temp("golden")), (start - 9, start - 9))
     target = str(tmp_path / "outside")
     os.makedirs(target)
-    os.symlink(target, os.path.join(root, "c/.link.abcd1234.tmp"))
-    os.utime(os.path.join(root, "c/.link.abcd1234.tmp"), (start - 9, start - 9),
+    os.symlink(target, os.path.join(root, "c/" + temp("link")))
+    os.utime(os.path.join(root, "c/" + temp("link")), (start - 9, start - 9),
              follow_symlinks=False)
     gone = files.remove_stale_temps(root, start)
     assert sorted(os.path.relpath(p, root) for p in gone) == sorted([
-        "a/.model.onnx.abcd1234.tmp", "a/.x.abcd1234.tmp.png", "b/model.onnx.export",
-        "c/.golden.abcd1234.tmp", "c/.link.abcd1234.tmp"])
-    assert os.path.isfile(os.path.join(root, "b/.y.abcd1234.tmp"))
-    assert os.path.isfile(os.path.join(root, "b/model.onnx")) and os.path.isdir(target)
+        "a/" + temp("model.onnx"), "a/" + temp("x", ext=".png"),
+        "b/" + temp("model.onnx", "export"), "c/" + temp("golden"), "c/" + temp("link")])
+    mine = "b/" + temp("z", pid=os.getpid())
+    for kept in ("b/" + temp("y"), "b/model.onnx", "b/notes.export", mine):
+        assert os.path.isfile(os.path.join(root, kept))
+    assert os.path.isdir(target)
 
 
 def test_a_temp_that_cannot_be_removed_does_not_stop_the_others(tmp_path, monkeypatch):
     root = str(tmp_path)
-    for name in (".a.abcd1234.tmp", ".b.abcd1234.tmp", ".c.abcd1234.tmp"):
+    for name in (temp("a"), temp("b"), temp("c")):
         with open(os.path.join(root, name), "w") as f:
             f.write("x")
     real_remove = os.remove
 
     def remove(path):
-        if path.endswith(".b.abcd1234.tmp"):
+        if os.path.basename(path) == temp("b"):
             raise OSError("busy")
         real_remove(path)
     monkeypatch.setattr(os, "remove", remove)
     gone = files.remove_stale_temps(root, 4000000000.0)
-    assert sorted(os.path.basename(p) for p in gone) == [".a.abcd1234.tmp", ".c.abcd1234.tmp"]
+    assert sorted(os.path.basename(p) for p in gone) == sorted([temp("a"), temp("c")])
 
 
 def test_one_young_or_busy_temp_does_not_stop_the_scan_of_its_folder(tmp_path, monkeypatch):
@@ -366,7 +386,7 @@ def test_one_young_or_busy_temp_does_not_stop_the_scan_of_its_folder(tmp_path, m
     for d in range(10):
         for name, t in (("young%d" % d, start + 1), ("busy%d" % d, start - 9),
                         ("stale%d" % d, start - 9)):
-            path = os.path.join(root, "d%d" % d, ".%s.abcd1234.tmp" % name)
+            path = os.path.join(root, "d%d" % d, temp(name))
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w") as f:
                 f.write("x")
@@ -374,13 +394,13 @@ def test_one_young_or_busy_temp_does_not_stop_the_scan_of_its_folder(tmp_path, m
     real_remove = os.remove
 
     def remove(path):
-        if ".busy" in path:
+        if os.path.basename(path).startswith(".busy"):
             raise OSError("busy")
         real_remove(path)
     monkeypatch.setattr(os, "remove", remove)
     gone = files.remove_stale_temps(root, start)
     assert sorted(os.path.basename(p) for p in gone) == sorted(
-        ".stale%d.abcd1234.tmp" % d for d in range(10))
+        temp("stale%d" % d) for d in range(10))
 
 
 def test_the_check_lists_every_changed_target(tmp_path):

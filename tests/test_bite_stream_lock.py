@@ -125,7 +125,13 @@ def held_elsewhere(path):
 
 
 @pytest.fixture
-def release_locks():
+def release_locks(tmp_path, monkeypatch):
+    """tmp_path is the project (prepare_artifacts writes only inside it); the folders a test
+    made this process own and the locks it took end with the test."""
+    from runtime import files
+    from stages.common import config
+    monkeypatch.setattr(files, "_OWNED", [])
+    monkeypatch.setattr(config, "ROOT", str(tmp_path))
     yield
     for folder in list(lock._held):
         if "pytest" in folder or "tmp" in folder:
@@ -306,7 +312,8 @@ def test_an_uncontended_lock_says_nothing_and_removes_stale_temps(tmp_path, rele
     import io
     artifacts = str(tmp_path / "artifacts")
     os.makedirs(os.path.join(artifacts, "onnx"))
-    stale = os.path.join(artifacts, "onnx", ".model.onnx.abcd1234.tmp")
+    from test_bite_integrity import temp
+    stale = os.path.join(artifacts, "onnx", temp("model.onnx"))
     with open(stale, "w") as f:
         f.write("half")
     os.utime(stale, (time.time() - 60, time.time() - 60))
@@ -324,7 +331,8 @@ def test_an_uncontended_lock_says_nothing_and_removes_stale_temps(tmp_path, rele
 def test_the_lock_message_goes_to_stderr_when_no_stream_is_given(tmp_path, capsys,
                                                                  release_locks):
     artifacts = str(tmp_path)
-    stale = os.path.join(artifacts, ".x.abcd1234.tmp")
+    from test_bite_integrity import temp
+    stale = os.path.join(artifacts, temp("x"))
     open(stale, "w").close()
     os.utime(stale, (time.time() - 60, time.time() - 60))
     lock.acquire(artifacts)
