@@ -46,10 +46,11 @@ def check_vars(cmdline_vars):
     """Raise ConfigError for a command-line variable no task reads; return the others as the
     overrides stages.common.config.load applies (`config` is the pipeline file, not a key)."""
     from stages.common.schema import VARIABLES
+    from stages.common.settings_file import quote
     for name in sorted(cmdline_vars or {}):
         if name not in VARIABLES:
             raise ConfigError("Unknown variable '%s=' on the command line: known variables are "
-                              "%s." % (name, ", ".join(sorted(VARIABLES))))
+                              "%s." % (quote(name, 60).strip("'\""), ", ".join(sorted(VARIABLES))))
     return dict((k, v) for k, v in (cmdline_vars or {}).items() if k != "config")
 
 
@@ -116,10 +117,14 @@ DEP_FILE = ".doit.json"  # doit's state, one per artifacts folder (dodo.py's DOI
 def prepare_artifacts(artifacts, argv=None):
     """Before doit reads its state: create the artifacts folder, hold its lock (a second run
     waits), remove temp files a killed run left, and refuse a damaged state file."""
-    from stages.common import lock
+    from stages.common import files, lock
+    from stages.common.config import ROOT
     argv = sys.argv if argv is None else argv
-    if not os.path.isdir(artifacts):
-        os.makedirs(artifacts)
+    files.own(ROOT)  # the one rule: writes, locks and cleanup stay inside the project (and out=)
+    created = not os.path.isdir(artifacts)
+    os.makedirs(artifacts, exist_ok=True)
+    files.check_owned(artifacts)
+    if created:
         ignore_all(artifacts)
     if lock.needs_lock(argv):
         lock.acquire(artifacts)

@@ -155,6 +155,7 @@ def stream_fps(seg, image_path, frames):
     from runtime.stream import compare_modes
     from stages.device.infer import write_outputs
     out = tempfile.mkdtemp(prefix="bench-stream-")
+    files.own(out)  # made here, removed below: ours to write in
 
     def make_frames():
         return (np.roll(read_image(image_path), 8 * i, axis=1) for i in range(frames))

@@ -11,9 +11,6 @@ from stages.common.errors import ConfigError, ImageError
 from stages.common.userpath import shown
 from stages.device.report import Progress, quiet_opencv, stage_times
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-
-
 def options(cfg):
     """infer's settings (pipeline.yaml's infer section, command-line variables applied and
     checked by the schema) in the shape this module uses."""
@@ -24,18 +21,6 @@ def options(cfg):
     return {"image": c["image"], "out": c["out"], "alpha": c["alpha"], "mode": c["mode"],
             "backend": c["backend"], "max_mp": c["max_megapixels"], "limit": c["n"] or 0,
             "sequential": c["sequential"]}
-
-
-def source_kind(source):
-    if source.isdigit():
-        return "camera"
-    if "!" in source:
-        return "gstreamer"
-    if os.path.isdir(source):
-        return "folder"
-    if source.lower().endswith(VIDEO_EXTENSIONS):
-        return "video"
-    return "image"
 
 
 class Stats(object):
@@ -143,9 +128,12 @@ def infer_stream(seg, source, kind, opts, stats):
     frame counter is shown on a terminal only (report.Progress)."""
     import cv2
     from runtime.stream import run_stream
+    from stages.device import sources
     cap = open_capture(source, kind)
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "video" else 0
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    fps = sources.writer_fps(cap.get(cv2.CAP_PROP_FPS))
+    sources.check_frame_size(source, int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                             int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), opts["max_mp"])
     video_path, masks = stream_outputs(source, kind, opts["out"])
     state, progress = {"writer": None}, Progress()
 
@@ -160,8 +148,9 @@ def infer_stream(seg, source, kind, opts, stats):
 
     def write(frame, out):
         if state["writer"] is None:
-            state["writer"] = cv2.VideoWriter(state["tmp"], cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                              (frame.shape[1], frame.shape[0]))
+            sources.check_frame_size(source, frame.shape[1], frame.shape[0], opts["max_mp"])
+            state["writer"] = sources.open_writer(state["tmp"], fps, frame.shape[1],
+                                                  frame.shape[0])
         state["writer"].write(out[1].overlay)
         progress.update("infer: frame %d%s  %.1f ms" % (
             out[0] + 1, "/%d" % total if total else "", sum(out[1].timings.values())))
@@ -172,6 +161,7 @@ def infer_stream(seg, source, kind, opts, stats):
                        n=opts["limit"] or None, side=side)
             if state["writer"] is not None:
                 state["writer"].release()
+            sources.check_written(tmp, stats.done)
     finally:
         progress.end()
         cap.release()
@@ -183,10 +173,8 @@ def run_infer(cfg, layout):
     from runtime.images import list_images
     from stages.device.select import describe, open_runtime
     opts = options(cfg)
-    kind = source_kind(opts["image"])
-    if kind in ("folder", "image", "video") and not os.path.exists(opts["image"]):
-        raise ImageError("image=%s does not exist: give an image, a folder, a video, a camera "
-                         "index or a GStreamer pipeline." % shown(opts["image"]))
+    from stages.device.sources import kind_of
+    kind = kind_of(opts["image"])  # by what exists on disk first (stages/device/sources.py)
     from stages.device.outputs import check_folder, failure
     check_folder(opts["out"])  # out= a file, unwritable or read-only: one sentence, before any work
     seg = open_runtime(layout, opts["backend"])
@@ -204,4 +192,4 @@ def run_infer(cfg, layout):
         infer_stream(seg, opts["image"], kind, opts, stats)
     print(stats.summary())
     if stats.failed:
-        raise failure(len(stats.failed), stats.done, opts["out"])
+        raise failure(stats.failed, stats.done, opts["out"])

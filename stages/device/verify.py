@@ -22,7 +22,13 @@ def check_case(seg, rec, image):
     check_shapes(seg.backend, golden_tensor, golden_logits, rec)
     row = {"image": rec["source"]}
     row["input_max_abs"] = compare.abs_diff(seg.preprocess(image), golden_tensor)["max_abs"]
-    d = compare.abs_diff(seg.backend.infer(golden_tensor), golden_logits)
+    logits = seg.backend.infer(golden_tensor)
+    compare.require_finite(logits, "The %s backend produces %%s logits on %s (%s): the engine or "
+                           "its weights are damaged, or fp16 overflows; rebuild it with `doit "
+                           "build_engine`, or set engine.precision: fp32." % (
+                               getattr(seg.backend, "name", "runtime"), rec["source"],
+                               getattr(seg.backend, "source", "its model")))
+    d = compare.abs_diff(logits, golden_logits)
     row["logits_max_abs"], row["logits_mean_abs"] = d["max_abs"], d["mean_abs"]
     mask = seg.segment(image).mask
     row.update(compare.mask_metrics(mask, golden_mask, seg.labels))

@@ -16,6 +16,7 @@ from stages.common.errors import ArtifactError, ImageError
 from stages.host import checkout
 from runtime import palette as pal
 from runtime.images import read_image
+from runtime.finite import DAMAGED, require_finite
 from runtime.reference import blend
 
 from stages.common.layout import GOLDEN_FILES as FILES
@@ -88,6 +89,7 @@ def _one_image(model, processor, manifest, layout, staged, i, path, alpha):
     mask = processor.post_process_semantic_segmentation(out, target_sizes=[bgr.shape[:2]])[0]
     mask = mask.numpy().astype(np.uint8)
     tensor, logits = inputs["pixel_values"].numpy(), out.logits.numpy()
+    require_finite(logits, DAMAGED % path)
     final = layout.golden_case_dir(i, path)
     folder = os.path.join(staged, os.path.relpath(final, layout.golden_dir))
     record = _save_image(folder, path, bgr, tensor, logits, mask, manifest, alpha)
