@@ -128,7 +128,8 @@ def find_pairs(data, layout="auto"):
     for stem in sorted(images):
         if stem not in labels:
             raise DatasetError("Image %s has no label in %s (expected %s.png): add it, or remove "
-                               "the image." % (shown(os.path.join(images_dir, images[stem])), shown(labels_dir),
+                               "the image." % (shown(os.path.join(images_dir, images[stem])),
+                                               shown(labels_dir),
                                                stem + (CITYSCAPES_LABEL if layout == "cityscapes"
                                                        else "")))
     for stem in sorted(labels):
@@ -202,7 +203,8 @@ def _check_ids(path, stored, layout, num_labels):
             allowed = "labels=%s allows %s and 255 (ignore)" % (
                 layout, "0-34" if layout == "sidewalk" else "the Cityscapes ids 0-33")
         raise DatasetError("Label %s has class id %d at %d pixels, but %s: fix the label, or "
-                           "choose its layout with labels=." % (shown(path), v, int(counts[v]), allowed))
+                           "choose its layout with labels=." % (shown(path), v, int(counts[v]),
+                                                                allowed))
 
 
 def check_all(pairs, layout, num_labels):
