@@ -11,18 +11,21 @@
 # Run from the repository root:  bash docs/device-runs/issue21-trt-real.sh
 # Writes: $OUT/issue21-trt-real.log, $OUT/issue21-trt-real.jsonl (one line per build),
 #         $OUT/issue21-gpu-tests.log, $OUT/issue21-chain.log, $OUT/issue21-ptxas-sm_90.log
+# --rtx-only: step 1 alone; --gpu-only: steps 2 and 3 alone (no TensorRT-RTX needed).
 set -o pipefail
 O=${OUT:-/tmp/out}
+MODE=${1:-all}
 mkdir -p "$O"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .devwheels/*.whl \
     || { echo "issue21: carry .devwheels/ (../shared/device-wheels/*.whl)" >&2; exit 1; }
 export PYTHONPATH=/tmp/site:$PWD PATH=/usr/local/cuda/bin:$PATH PYTHONUNBUFFERED=1
-python3 -c "import tensorrt_rtx_bindings as t; print('TensorRT-RTX', t.__version__)" \
+[ "$MODE" = --gpu-only ] || python3 -c "import tensorrt_rtx_bindings as t; print('TensorRT-RTX', t.__version__)" \
     2>&1 | tee "$O/issue21-trt-real.log" || {
     echo "issue21: TensorRT-RTX is not at /tmp/site: run the tensorrt-rtx README's steps first" >&2
     exit 1; }
 nvidia-smi --query-gpu=name,driver_version --format=csv | tee -a "$O/issue21-trt-real.log"
 
+if [ "$MODE" != --gpu-only ]; then
 # 1. the real-builder tests (preparation through the chain's checkout/export, then the builds)
 rm -f "$O/issue21-trt-real.jsonl"
 TRT_RUN_LOG=$O/issue21-trt-real.jsonl python3 -m pytest -q -rs -m tensorrt tests/test_trt_real.py \
@@ -30,6 +33,8 @@ TRT_RUN_LOG=$O/issue21-trt-real.jsonl python3 -m pytest -q -rs -m tensorrt tests
 # and the preparation tests on the same machine (embedded and B4)
 python3 -m pytest -q -rs -m "host" tests/test_trt_real.py -p no:cacheprovider 2>&1 \
     | tee -a "$O/issue21-trt-real.log"
+fi
+[ "$MODE" = --rtx-only ] && { tail -3 "$O/issue21-trt-real.log"; exit 0; }
 
 # 2. the host chain (artifacts for the golden-logits and TensorRT-double GPU tests), then every
 #    gpu-marked test
