@@ -295,7 +295,7 @@ def test_3_an_image_that_is_a_fifo_is_refused_not_read(watch, tmp_path):
     fifo = str(tmp_path / "cam.jpg")
     os.mkfifo(fifo)
     code, out = run(watch.path, "infer", "image=" + fifo, "out=" + str(tmp_path / "o"))
-    refused(code, out, "infer.image", "is not a regular file")
+    refused(code, out, "image=" + fifo, "is not a regular file")  # named as typed (issue 27)
 
 
 # --- (4) ambiguous or senseless settings ------------------------------------------------------
