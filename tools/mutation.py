@@ -106,6 +106,24 @@ GROUPS = {
         # per test), too slow to repeat for each surviving mutant, in CI's quick mode too
         ["tests/test_bite_doctor.py"],
     ),
+    # round 2 (issue 25): the precision link; test_precision.py's in-process tests only (its
+    # doit runs take about a minute, too slow to repeat per mutant)
+    "precision": (
+        ["stages/host/precision_link.py", "stages/host/precision_scan.py",
+         "stages/host/precision_search.py", "stages/host/precision_preview.py",
+         "stages/host/precision_budget.py", "stages/host/precision_verdict.py",
+         "stages/host/fp16_switchboard.py", "stages/host/fp16_convert.py",
+         "stages/host/fp16_emulate.py"],
+        ["tests/test_bite_precision.py"] + [
+            "tests/test_precision.py::test_" + t for t in (
+                "emulation_reproduces_numpy_float16_overflow_and_islands_repair_it",
+                "mixed_model_types_follow_the_islands",
+                "search_keeps_what_the_masks_need_and_drops_the_rest_in_few_previews",
+                "keep_fp32_groups_are_seeds_dropped_only_when_a_preview_proves_them_unneeded",
+                "no_island_set_is_the_cannot_verdict_and_a_budget_spent_early_has_no_set",
+                "budget_refuses_a_step_that_would_not_fit_in_time_or_memory",
+                "adjacent_islands_stay_fp32_between_them")],
+    ),
 }
 # functions that only print, time or talk to torch/onnxruntime at export time: not decision points
 DO_NOT_MUTATE_FUNCTIONS = (
