@@ -410,3 +410,86 @@ def test_the_mixed_model_types_each_reader_of_a_shared_initializer_as_its_node()
     assert types[by_name["first"].input[1]] == F32
     assert types[by_name["second"].input[1]] == F16
     onnx.checker.check_model(mixed)
+
+
+# --- the switchboard equals the converter + emulation path, bit for bit ----------------------
+
+def _board_model():
+    """pixel_values -> scale (x * w) -> a -> square (a * a: 90,000 for 300, inf in fp16) -> b
+    -> root (Sqrt) -> c -> add (c + w: w shared with `scale`) -> d -> relu -> logits; tiny
+    weights (1e-8: zero in fp16), a value beyond 65504 (clamped) and fractions that fp16 rounds."""
+    w = numpy_helper.from_array(np.array([300.0, 1.0001, 3.14159, -2.7], np.float32), "w")
+    big = numpy_helper.from_array(np.array([1e-8, 70000.0, 0.1, 1.0 / 3], np.float32), "big")
+    nodes = [helper.make_node("Mul", ["pixel_values", "w"], ["a"], name="scale"),
+             helper.make_node("Mul", ["a", "a"], ["b"], name="square"),
+             helper.make_node("Sqrt", ["b"], ["c"], name="root"),
+             helper.make_node("Add", ["c", "w"], ["d"], name="add"),
+             helper.make_node("Mul", ["d", "big"], ["e"], name="tiny"),
+             helper.make_node("Relu", ["e"], ["logits"], name="relu")]
+    return _model(nodes, [_io("pixel_values", [1, 4])], [_io("logits", [1, 4])], [w, big],
+                  opset=13)
+
+
+def _emulated(model, islands, x):
+    from stages.host import fp16_convert, fp16_emulate
+    typed = fp16_convert.to_mixed(model, set(islands))
+    sess = fp16_emulate.session(fp16_emulate.emulate_fp16_storage(typed))
+    return sess.run(["logits"], {"pixel_values": x})[0]
+
+
+@pytest.mark.parametrize("switchable", [("scale", "square", "root", "add", "tiny"),
+                                        ("square", "root", "relu")])
+def test_the_switchboard_equals_the_mixed_model_emulation_bit_for_bit(switchable):
+    from itertools import combinations
+    from stages.host.fp16_switchboard import Board
+    model = _board_model()
+    x = np.array([[1.0, 0.3, 0.7, -0.2]], np.float32)
+    board = Board(model, switchable)
+    for k in range(len(switchable) + 1):
+        for kept in combinations(switchable, k):
+            got = board.run(kept, {"pixel_values": x})
+            assert np.array_equal(got, _emulated(model, kept, x), equal_nan=True), kept
+    naive, kept = (board.run(k, {"pixel_values": x})[0] for k in ([], ["square", "root"]))
+    assert np.isnan(naive[0]) and kept[0] == 0  # 90,000 -> inf in fp16, times 1e-8 -> 0
+    assert kept[1] == np.inf and kept[2] == np.float32(np.float16(kept[2]))  # 70000 -> 65504
+
+
+# --- the link's refusals ---------------------------------------------------------------------
+
+def test_the_link_fails_naming_the_image_and_the_limit_missed():
+    from stages.host.precision_link import _failure
+    limits = {"logits_max_abs": 0.5, "logits_mean_abs": 0.1, "mask_agreement": 0.99,
+              "miou": 0.9}
+    good = _row(0.99, 0.9, 0.5, 0.1)
+    assert _failure([good, good], limits, "model.mixed.onnx") is None
+    bad = dict(_row(0.99, 0.85, 0.5, 0.1), image="examples/b.jpg")
+    text = _failure([good, bad], limits, "model.mixed.onnx")
+    assert text.startswith("The fp16 preview of model.mixed.onnx fails on examples/b.jpg: miou")
+    assert "against verify.fp16.miou 0.9;" in text
+    inf = dict(_row(inf=3), image="c.jpg")
+    assert "c.jpg: NaN/Inf logits 3;" in _failure([inf], limits, "m")
+
+
+def test_an_unknown_keep_fp32_group_is_refused_and_the_known_ones_pass():
+    from stages.common.errors import ConfigError
+    from stages.host.precision_link import _check_groups
+    _check_groups(["LayerNorm", "Softmax"])
+    _check_groups([])
+    with pytest.raises(ConfigError, match="engine.keep_fp32 names softmax, but the groups are "
+                                          "LayerNorm, Softmax"):
+        _check_groups(["LayerNorm", "softmax"])
+
+
+def test_an_island_that_makes_a_graph_output_keeps_it_fp32():
+    """Found by these tests: onnxconverter-common (keep_io_types) cast such an island's output to
+    fp16 and declared the graph output fp16, so model.mixed.onnx's logits were fp16."""
+    from stages.host.fp16_convert import to_mixed
+    from stages.host.fp16_emulate import tensor_types
+    model = _board_model()
+    for kept in ({"relu"}, {"tiny", "relu"}, set()):
+        mixed = to_mixed(model, kept)
+        onnx.checker.check_model(mixed)
+        assert [o.type.tensor_type.elem_type for o in mixed.graph.output] == [F32], kept
+        producer = dict((o, n) for n in mixed.graph.node for o in n.output)["logits"]
+        assert producer.op_type == "Cast" and tensor_types(mixed)[producer.input[0]] == (
+            F32 if "relu" in kept else F16)
