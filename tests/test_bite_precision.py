@@ -494,3 +494,66 @@ def test_an_island_that_makes_a_graph_output_keeps_it_fp32():
         producer = dict((o, n) for n in mixed.graph.node for o in n.output)["logits"]
         assert producer.op_type == "Cast" and tensor_types(mixed)[producer.input[0]] == (
             F32 if "relu" in kept else F16)
+
+
+# --- the search's previews: one per island set, the best set, the budget ---------------------
+
+class FakeBoard(object):
+    """Logits per island set: the golden ones when "a" is kept, else a flipped class."""
+
+    def __init__(self, golden):
+        self.golden, self.calls = golden, []
+
+    def run(self, key, feed):
+        self.calls.append(key)
+        return self.golden if "a" in key else self.golden[:, ::-1].copy()
+
+
+def _search(budget_minutes=1.0):
+    from stages.host.precision_budget import Budget
+    from stages.host.precision_search import Search
+    golden = np.array([[[[3.0, 1.0]], [[0.0, 2.0]]]], np.float32)
+    rec, _, golden, mask = _case(golden)
+    cases = [(rec, np.zeros((1, 2), np.float32), golden, mask)] * 2
+    out = open(os.devnull, "w")
+    budget = Budget(budget_minutes, 1e6, out=out)
+    board = FakeBoard(golden)
+    goal = {"mask_agreement": 0.99, "miou": 0.98}
+    return Search(board, cases, ["x", "y"], goal, budget, 0.0), board
+
+
+def test_a_search_previews_each_island_set_once_and_remembers_the_smallest_passing_one():
+    search, board = _search()
+    assert search.ok({"a", "b"}) and not search.ok(set()) and search.ok({"a"})
+    assert search.ok({"b", "a"}) and not search.ok(set())  # from memory: no new run
+    assert search.runs == 3 and len(board.calls) == 6  # one run per golden image
+    assert search.best == frozenset({"a"})
+    assert search.seen[frozenset()][0]["mask_agreement"] == 0.0
+    assert search.budget.estimate("preview") >= 0.0 and "preview" in search.budget.cost
+
+
+def test_a_search_out_of_time_raises_budget_spent_before_running():
+    from stages.host.precision_budget import BudgetSpent
+    search, board = _search(budget_minutes=0.0)
+    with pytest.raises(BudgetSpent):
+        search.ok(set())
+    assert board.calls == [] and search.runs == 0
+
+
+def test_the_verdict_sentences_carry_their_numbers():
+    from stages.host import precision_verdict as pv
+    rows = [_row(0.97, 0.9)]
+    goal = {"mask_agreement": 0.995, "miou": 0.98}
+    assert pv.found({"a", "b"}, 7, 12.4) == ("2 fp32 island(s) keep the masks within the goal "
+                                            "(7 previews, 12 s).")
+    text = pv.spent("time", {"a"}, rows, goal, 3)
+    assert text.startswith("Budget spent: time; keeping the best set found, 1 fp32 island(s) "
+                           "with mask agreement 97.0000% and mIoU 0.9000 (goal 99.5000%, 0.9800)")
+    assert "precision.budget_minutes (now 3)" in text
+    assert "precision.budget_minutes (now 3)" in pv.spent("memory", None, None, goal, 3)
+    m = {"margin_median": 1.5, "margin_p5": 0.25, "fp16_logits_mean_abs_error": 0.125,
+         "fp16_logit_rounding_median": 0.002, "pixels_below_twice_error": 0.1234}
+    text = pv.cannot(m, rows, goal, 9)
+    assert "even with all 9 LayerNorm" in text and "median 1.5 and 5th percentile 0.25" in text
+    assert "differ by 0.125 on average (fp16 stores them to about 0.002), and 12.34% of" in text
+    assert "against the 0.500% disagreement the goal allows" in text
