@@ -88,6 +88,14 @@ def test_a_layernorm_axis_other_than_the_last_is_honoured():
     assert ranges["ln"]["max_abs"] == pytest.approx((-300 - mean) ** 2, rel=1e-6)
 
 
+def test_a_layernorm_without_an_axis_normalises_over_the_last_one():
+    scale = numpy_helper.from_array(np.ones(2, np.float32), "scale")
+    node = helper.make_node("LayerNormalization", ["x", "scale"], ["y"], name="ln")
+    model = _model([node], [_io("x", [1, 2, 2])], [_io("y", [1, 2, 2])], [scale])
+    ranges = _ranges(model, [[[-300.0, 300.0], [20000.0, 20000.0]]])
+    assert ranges["ln"]["max_abs"] == pytest.approx(90000.0)
+
+
 def test_a_reduce_l2_whose_sum_of_squares_leaves_fp16_is_a_candidate():
     from stages.host.precision_scan import candidates
     node = helper.make_node("ReduceL2", ["x"], ["y"], name="l2", keepdims=1)
@@ -279,6 +287,7 @@ def test_the_report_names_model_onnx_tensors_and_the_mixed_rows_give_the_limits(
     names = set(t for n in model.graph.node for t in n.output)
     assert island["node"] == "square" and island["op"] == "Mul"
     assert island["outputs"] == ["h"] and set(island["outputs"]) <= names
+    assert island["reason"] == "near fp16's range; the preview without it misses the mask goal"
     assert island["mixed_outputs"] != island["outputs"]  # the converter did rename them
     assert set(island["mixed_outputs"]) <= set(t for n in mixed.graph.node for t in n.output)
     assert report["preview"]["mixed"] == [_row(1.0, 1.0, 0.2, 0.01), _row(1.0, 1.0, 0.1, 0.03)]
@@ -345,10 +354,12 @@ F32, F16 = TensorProto.FLOAT, TensorProto.FLOAT16
 
 
 def test_join_islands_removes_an_fp32_fp16_fp32_round_trip():
-    names, inputs = _joined([_cast("x", "x16", F16, "down"), _cast("x16", "x32", F32, "up"),
-                             helper.make_node("Relu", ["x32"], ["y"], name="relu")],
-                            [_io("x", [2])], [_io("y", [2])])
-    assert names == ["down", "relu"] and inputs["relu"] == ["x"]
+    one = helper.make_tensor("one", F32, [2], [1.0, 1.0])
+    names, inputs = _joined([helper.make_node("Constant", [], ["k"], name="k", value=one),
+                             _cast("x", "x16", F16, "down"), _cast("x16", "x32", F32, "up"),
+                             helper.make_node("Add", ["x32", "k"], ["y"], name="add")],
+                            [_io("x", [2])], [_io("y", [2])])  # a node without inputs too
+    assert names == ["k", "down", "add"] and inputs["add"] == ["x", "k"]
 
 
 @pytest.mark.parametrize("nodes,inputs,outputs,why", [
@@ -557,3 +568,13 @@ def test_the_verdict_sentences_carry_their_numbers():
     assert "even with all 9 LayerNorm" in text and "median 1.5 and 5th percentile 0.25" in text
     assert "differ by 0.125 on average (fp16 stores them to about 0.002), and 12.34% of" in text
     assert "against the 0.500% disagreement the goal allows" in text
+
+
+def test_the_real_search_chooses_through_its_previews():
+    from stages.host.precision_search import choose
+    search, board = _search()
+    groups = [("beyond range", None, [["b"], ["a"]]), ("near range", None, [["c"]])]
+    result = choose(search, groups)
+    assert result["verdict"] == "islands" and result["islands"] == {"a"}
+    assert result["proven"] == {"a"} and search.best == frozenset({"a"})
+    assert search.runs == 5  # naive, all, without b+a, without b, without c
