@@ -71,6 +71,7 @@ def test_a_layernorm_whose_squared_deviations_leave_fp16_is_a_candidate():
     ranges = _ranges(_layernorm(), [[-300.0, 300.0], [20000.0, 20000.0]])
     ln = ranges["ln"]
     assert ln["max_abs"] == pytest.approx(90000.0) and ln["where"] == "its intermediates"
+    assert ln["op"] == "LayerNormalization" and ln["outputs"] == ["y"]
     assert [c["node"] for c in candidates(list(ranges.values()))] == ["ln"]
 
 
@@ -144,13 +145,15 @@ def _case(logits):
 def test_inf_logits_fail_a_preview_whose_masks_still_agree():
     from stages.host import precision_link, precision_preview as pp
     from stages.host.precision_search import meets
-    golden = np.array([[[[3.0, 1.0], [2.0, 0.5]], [[0.0, 2.0], [1.0, 4.0]]]], np.float32)
+    # pixel (0, 0): class 0 wins at 0.5 over 0.2; a non-finite class 1 is read as 0 there
+    golden = np.array([[[[0.5, 1.0], [2.0, 0.5]], [[0.2, 2.0], [1.0, 4.0]]]], np.float32)
     rec, _, golden, mask = _case(golden)
     for bad, key in ((-np.inf, "inf"), (np.nan, "nan")):
         logits = golden.copy()
         logits[0, 1, 0, 0] = bad  # a losing class: the mask is the golden one
         row = pp.row(rec, logits, golden, mask, ["a", "b"])
         assert row[key] == 1 and row["mask_agreement"] == 1.0 and row["miou"] == 1.0
+        assert sorted(row) == sorted(pp.ROW_KEYS + ("image",)) and row["image"] == "a.jpg"
         assert row["logits_max_abs"] == np.inf
         assert not meets([row], {"mask_agreement": 0.5, "miou": 0.5})
         limits = {"logits_max_abs": 1e9, "logits_mean_abs": 1e9, "mask_agreement": 0,
@@ -210,7 +213,32 @@ def test_the_search_tries_naive_first_and_groups_in_their_order():
                                 frozenset({"b1", "b2", "c"})]
     assert search.asked[3:] == [frozenset({"a", "c"}), frozenset({"a"})]
     naive = FakeSearch(lambda kept: True)
-    assert choose(naive, all_groups)["islands"] == set() and naive.asked == [frozenset()]
+    assert choose(naive, all_groups) == {"verdict": "islands", "islands": set(), "proven": set(),
+                                         "why": None}
+    assert naive.asked == [frozenset()]
+    never = FakeSearch(lambda kept: False)
+    assert choose(never, all_groups) == {"verdict": "cannot", "islands": None, "proven": set(),
+                                         "why": None}
+
+
+def test_a_budget_spent_mid_search_keeps_the_best_set_and_what_was_proven():
+    from stages.host.precision_budget import BudgetSpent
+    from stages.host.precision_search import choose
+
+    class Spent(FakeSearch):
+        def ok(self, islands):
+            if len(self.asked) == 4:
+                raise BudgetSpent("no time")
+            ok = FakeSearch.ok(self, islands)
+            if ok and (self.best is None or len(islands) < len(self.best)):
+                self.best = frozenset(islands)
+            return ok
+    search = Spent(lambda kept: "a" in kept)
+    result = choose(search, [("beyond range", None, [["b"], ["a"]]), ("near range", None,
+                                                                      [["c"]])])
+    # naive, all, without a+b (fails), without b (passes); then the budget ends it
+    assert result == {"verdict": "budget", "islands": frozenset({"a", "c"}), "proven": set(),
+                      "why": "no time"}
 
 
 def test_seed_units_take_no_node_that_is_already_a_candidate():
@@ -241,6 +269,10 @@ def test_device_limits_come_from_the_worst_row_times_the_margin():
     # an error of 2 x 3 = 6 >= half the gap flips every pixel: the flip bound is the limit
     assert derive_limits([_row(1.0, 1.0, 3.0, 0.1)], [case], 2.0)["mask_agreement"] == 0.0
     assert derive_limits([_row(1.0, 1.0, 2.4, 0.1)], [case], 2.0)["mask_agreement"] == 1.0
+    golden[0, 0] = [[10.0, 1.0]]  # gaps 10 and 1: an error of 0.6 flips the second pixel only
+    lim = derive_limits([_row(1.0, 1.0, 0.3, 0.1)], [_case(golden)], 2.0)
+    assert (lim["mask_agreement"], lim["miou"]) == (0.5, 0.25)
+    assert lim["margin"].startswith("logits max/mean abs: 2 x the emulated fp16 error")
 
 
 # --- the islands recorded for the device -----------------------------------------------------
@@ -526,8 +558,8 @@ def _search(budget_minutes=1.0):
     golden = np.array([[[[3.0, 1.0]], [[0.0, 2.0]]]], np.float32)
     rec, _, golden, mask = _case(golden)
     cases = [(rec, np.zeros((1, 2), np.float32), golden, mask)] * 2
-    out = open(os.devnull, "w")
-    budget = Budget(budget_minutes, 1e6, out=out)
+    import io
+    budget = Budget(budget_minutes, 1e6, out=io.StringIO())
     board = FakeBoard(golden)
     goal = {"mask_agreement": 0.99, "miou": 0.98}
     return Search(board, cases, ["x", "y"], goal, budget, 0.0), board
@@ -578,3 +610,8 @@ def test_the_real_search_chooses_through_its_previews():
     assert result["verdict"] == "islands" and result["islands"] == {"a"}
     assert result["proven"] == {"a"} and search.best == frozenset({"a"})
     assert search.runs == 5  # naive, all, without b+a, without b, without c
+    lines = [l for l in search.budget.out.getvalue().splitlines() if "] preview " in l]
+    assert [l.split("] ")[1].split(" (")[0] for l in lines] == [
+        "preview 1 of at most 6", "preview 2 of at most 6", "preview 3 of at most 7",
+        "preview 4 of at most 7", "preview 5 of at most 6"]  # the drop step's bound counts
+    # the preview being made too, so its "at most" is one above (a progress line only)
