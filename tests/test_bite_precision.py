@@ -615,3 +615,28 @@ def test_the_real_search_chooses_through_its_previews():
         "preview 1 of at most 6", "preview 2 of at most 6", "preview 3 of at most 7",
         "preview 4 of at most 7", "preview 5 of at most 6"]  # the drop step's bound counts
     # the preview being made too, so its "at most" is one above (a progress line only)
+
+
+def test_the_scan_keeps_each_tensors_peak_over_every_image_initializers_and_outputs_too():
+    from stages.host.precision_scan import node_ranges
+    w = numpy_helper.from_array(np.array([2.0, -3.0], np.float32), "w")
+    zero = numpy_helper.from_array(np.zeros(2, np.float32), "zero")
+    big = numpy_helper.from_array(np.array([70000.0, 1.0], np.float32), "big")
+    nodes = [helper.make_node("Mul", ["x", "w"], ["y"], name="mul"),  # its output is its peak
+             helper.make_node("Mul", ["x", "zero"], ["z"], name="zeros"),
+             helper.make_node("Mul", ["z", "big"], ["g"], name="gate"),  # an initializer's peak
+             helper.make_node("Shape", ["y"], ["s"], name="shape"),  # int64 out: not measured
+             helper.make_node("Cast", ["s"], ["f"], name="cast", to=TensorProto.FLOAT),
+             helper.make_node("Add", ["g", "f"], ["out"], name="add")]
+    model = _model(nodes, [_io("x", [1, 2])], [_io("out", [1, 2]), _io("y", [1, 2])],
+                   [w, zero, big], opset=13)
+    seen = []
+    feeds = [{"x": np.array([[-50.0, 1.0]], np.float32)},  # the larger image first
+             {"x": np.array([[1.0, 2.0]], np.float32)}]
+    rows = dict((r["node"], r) for r in node_ranges(model, feeds, lambda i, n: seen.append((i, n))))
+    assert seen == [(1, 2), (2, 2)]
+    assert (rows["mul"]["max_abs"], rows["mul"]["where"]) == (100.0, "output y")
+    assert (rows["gate"]["max_abs"], rows["gate"]["where"]) == (70000.0, "input big")
+    assert (rows["shape"]["max_abs"], rows["shape"]["where"]) == (100.0, "input y")
+    assert (rows["cast"]["max_abs"], rows["cast"]["where"]) == (2.0, "output f")
+    assert list(rows) == ["mul", "zeros", "gate", "shape", "cast", "add"]
