@@ -640,3 +640,21 @@ def test_the_scan_keeps_each_tensors_peak_over_every_image_initializers_and_outp
     assert (rows["shape"]["max_abs"], rows["shape"]["where"]) == (100.0, "input y")
     assert (rows["cast"]["max_abs"], rows["cast"]["where"]) == (2.0, "output f")
     assert list(rows) == ["mul", "zeros", "gate", "shape", "cast", "add"]
+
+
+def test_each_island_says_why_and_the_seed_groups_count_what_was_kept():
+    from stages.host.precision_link import _reasons, _seeds
+    all_groups = [("beyond range", None, [["a"]]),
+                  ("LayerNorm", "engine.keep_fp32 LayerNorm", [["l1", "l2"], ["l3"]]),
+                  ("near range", None, [["c"]])]
+    cands = [{"node": "a", "reason": "max |x| 7e+04 > 65504 (output y)"}]
+    out = _reasons(all_groups, cands, {"a"}, "islands")
+    assert out == {"a": "max |x| 7e+04 > 65504 (output y); the preview without it misses the "
+                        "mask goal",
+                   "l1": "engine.keep_fp32 LayerNorm; kept with its group",
+                   "l2": "engine.keep_fp32 LayerNorm; kept with its group",
+                   "l3": "engine.keep_fp32 LayerNorm; kept with its group",
+                   "c": "near fp16's range; kept with its group"}
+    spent = _reasons(all_groups, cands, set(), "budget")
+    assert spent["c"] == "near fp16's range; not tested alone: the budget ended the search"
+    assert _seeds(all_groups, {"a", "l2"}) == {"LayerNorm": {"units": 2, "kept": 1}}
