@@ -1,4 +1,4 @@
-"""Write a SegFormer-B4-size checkout with random weights, for trying the chain at real size offline.
+"""Write a SegFormer-B4-size checkout with random weights, to try the chain at real size offline.
 
     python tools/make_b4_checkout.py DEST [--size 512] [--labels 35] [--seed 0] [--variant b4|b0]
 

@@ -171,14 +171,14 @@ def run_bench(cfg, layout, cpu_compare=None):
               "iterations": n,
               "warmup": warmup, "targets": TARGETS, "load_ms": load_ms, "conditions": conditions}
     report["pipeline"] = pipeline_bench(seg, cfg["bench"]["image"], n, warmup)
-    engine_ms = report["pipeline"]["infer"]["p50"] if seg.backend.name == "tensorrt" else None
+    engine_ms = report["pipeline"]["infer"]["p50"] if seg.backend.needs_engine else None
     report["kernels_vs_cpu"] = kernel_ratios(layout, n, warmup, engine_ms)
     # issue 16: CPU post full vs early-out, stream sequential vs pipelined
     from runtime import benchmarks
     report["cpu_postprocess_early_vs_full"] = benchmarks.cpu_post(synthetic_case()[1], 1080, 1920,
                                                                   n=max(3, n // 10))
     report["stream"] = stream_fps(seg, cfg["bench"]["image"], max(10, n))
-    if seg.backend.name == "tensorrt":
+    if seg.backend.needs_engine:
         report["trtexec"] = doctor.trtexec_crosscheck(seg.backend.source, n)
     if cpu_compare is not None and cfg["bench"]["cpu"] and os.path.isfile(layout.manifest):
         from stages.common.actions import resolve

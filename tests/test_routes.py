@@ -1,0 +1,83 @@
+"""ARCHITECTURE.md's "where a change lands", walked: each route is taken here with no edit beyond
+the files it names, and the rest of the project picks the change up."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from runtime import backends
+from stages.common import config
+from stages.common.errors import ConfigError
+from stages.device import settings
+
+ECHO = '''"""A new backend as ARCHITECTURE.md describes it: one module, one register() line."""
+from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+
+class EchoBackend(OnnxRuntimeBackend):
+    calls = 0
+
+    def infer_impl(self, tensor):
+        EchoBackend.calls += 1
+        return OnnxRuntimeBackend.infer_impl(self, tensor)
+'''
+
+WALK = '''import sys; sys.path.insert(0, ".")
+from runtime import backends
+backends.register("echo", "echo_backend:EchoBackend")
+from stages.common.config import load
+from stages.common.layout import Layout
+from stages.device.bench import run_bench
+from stages.device.verify import run_verify
+cfg = load("pipeline.yaml", {"backend": "echo", "n": "2", "cpu": "0"})
+run_verify(cfg, Layout(cfg))
+run_bench(cfg, Layout(cfg))
+import echo_backend
+print("CALLS", echo_backend.EchoBackend.calls)
+'''
+
+
+@pytest.fixture
+def echo_registered():
+    backends.register("echo", "echo_backend:EchoBackend")
+    yield
+    backends.unregister("echo")
+
+
+def test_an_unregistered_backend_name_is_refused_by_the_schema():
+    with pytest.raises(ConfigError) as e:
+        config.load("pipeline.yaml", {"backend": "echo"})
+    assert "auto, tensorrt, onnxruntime" in str(e.value)
+
+
+def test_a_registered_backend_is_a_choice_of_every_backend_key(echo_registered):
+    cfg = config.load("pipeline.yaml", {"backend": "echo"})
+    assert cfg["verify"]["backend"] == cfg["infer"]["backend"] == cfg["bench"]["backend"] == "echo"
+    assert backends.names()[-1] == "echo"
+    # a host backend: a rebuilt engine does not rerun verify with it, but it does with auto
+    assert not backends.may_use_engine("echo") and backends.may_use_engine("auto")
+    assert settings.verify_settings(cfg, None, "echo")["engine_sha256"] is None
+
+
+def test_auto_never_picks_a_backend_registered_after_onnxruntime(echo_registered):
+    assert backends.choose("auto", None) == "onnxruntime"
+
+
+@pytest.mark.host
+def test_a_registered_backend_runs_verify_and_bench_with_no_other_edit(project):
+    with open(os.path.join(project, "echo_backend.py"), "w") as f:
+        f.write(ECHO)
+    proc = subprocess.run([sys.executable, "-c", WALK], cwd=project, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
+    assert proc.returncode == 0 and "CALLS" in proc.stdout, proc.stdout
+    assert int(proc.stdout.split("CALLS")[1].split()[0]) > 0
+    with open(os.path.join(project, "artifacts", "verify", "report.json")) as f:
+        verify = json.load(f)
+    assert verify["passed"] and verify["runtime"]["backend"] == "echo"
+    bench_dir = os.path.join(project, "artifacts", "bench")
+    with open(os.path.join(bench_dir, os.listdir(bench_dir)[0])) as f:
+        bench = json.load(f)
+    # a host backend: its infer time is not an engine's, and trtexec has nothing to check
+    assert bench["runtime"]["backend"] == "echo" and "trtexec" not in bench
