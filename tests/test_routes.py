@@ -81,3 +81,81 @@ def test_a_registered_backend_runs_verify_and_bench_with_no_other_edit(project):
         bench = json.load(f)
     # a host backend: its infer time is not an engine's, and trtexec has nothing to check
     assert bench["runtime"]["backend"] == "echo" and "trtexec" not in bench
+
+
+# ---- A new model family: one module and its line in FAMILIES
+
+TOY = '''"""A new family as ARCHITECTURE.md describes it: a toy checkout holds SegFormer weights
+under another model_type."""
+from stages.host.families import segformer
+
+TITLE = "Toy"
+CALLS = []
+
+
+def recognises(config):
+    return config.get("model_type") == "toy"
+
+
+def check_config(config, model_dir):
+    CALLS.append("check_config")
+
+
+def load(model_dir, safetensors):
+    return segformer.load(model_dir, safetensors)
+
+
+def load_processor(model_dir):
+    return segformer.load_processor(model_dir)
+
+
+def logits(model, pixel_values):
+    CALLS.append("logits")
+    return model(pixel_values=pixel_values).logits
+
+
+def golden_case(model, processor, rgb):
+    CALLS.append("golden_case")
+    return segformer.golden_case(model, processor, rgb)
+
+
+def sidecar_fields(graph_model):
+    return {"toy": {"nodes": len(graph_model.graph.node)}}
+'''
+
+FAMILY_WALK = '''import sys; sys.path.insert(0, ".")
+from stages.host import families
+families.FAMILIES += ("toy_family",)
+from stages.common.config import load
+from stages.common.layout import Layout
+from stages.host import checkout, golden, onnx_export
+cfg = load("pipeline.yaml")
+checkout.run_checkout(cfg, Layout(cfg))
+golden.run_golden(cfg, Layout(cfg))
+onnx_export.run_onnx(cfg, Layout(cfg))
+import toy_family
+print("CALLS", ",".join(toy_family.CALLS))
+'''
+
+
+@pytest.mark.host
+def test_a_registered_family_runs_checkout_golden_and_onnx_with_no_other_edit(tmp_path):
+    from conftest import copy_project, edit_yaml
+    from stages.common import files
+    from stages.host import families
+    project = copy_project(str(tmp_path), with_artifacts=False)
+    model = os.path.join(project, "models", "segformer-tiny-sidewalk", "config.json")
+    files.write_json(model, dict(files.read_json(model), model_type="toy"))
+    with pytest.raises(Exception) as e:
+        families.for_config(files.read_json(model), "toy")
+    assert "describes a 'toy' model, not a SegFormer" in str(e.value)
+    with open(os.path.join(project, "toy_family.py"), "w") as f:
+        f.write(TOY)
+    edit_yaml(os.path.join(project, "pipeline.yaml"), "    - examples/street_1920x1080.jpg\n", "")
+    proc = subprocess.run([sys.executable, "-c", FAMILY_WALK], cwd=project, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=900)
+    assert proc.returncode == 0 and "CALLS" in proc.stdout, proc.stdout
+    calls = proc.stdout.split("CALLS")[1].split()[0].split(",")
+    assert calls[:2] == ["check_config", "golden_case"] and "logits" in calls
+    sidecar = files.read_json(os.path.join(project, "artifacts", "onnx", "model.json"))
+    assert sidecar["toy"]["nodes"] > 0 and "precision_groups" not in sidecar

@@ -2,6 +2,7 @@
 never imports the host wing, and nothing on the device side imports torch or transformers."""
 import ast
 import os
+import re
 import subprocess
 
 import pytest
@@ -192,3 +193,19 @@ def test_tile_shared_bytes_follows_the_kernels_table(tmp_path, monkeypatch):
     monkeypatch.setattr(kernels, "FOLDER", str(tmp_path))
     monkeypatch.setattr(kernels, "_TILE_SHARED", [])
     assert tile_shared_bytes(35, 10, 20, 64) == 10 * 20 * (8 + 4 * 35 + 8 + 4 + 1 + 1) + 16 * 64
+
+
+SEGFORMER = re.compile(r"Segformer[A-Z]\w*|decode_head|linear_fuse|linear_projections|"
+                       r"\"segformer\.\"")
+FAMILY_AND_GATE = ("stages/host/families/", "stages/host/checkout.py",
+                   "stages/host/checkout_weights.py")
+
+
+def test_segformer_is_known_only_to_its_family_module_and_the_checkout_gate():
+    knowing = set()
+    for path in _code_modules():
+        with open(os.path.join(ROOT, path)) as f:
+            if SEGFORMER.search(f.read()):
+                knowing.add(path.replace(os.sep, "/"))
+    assert "stages/host/families/segformer.py" in knowing  # the scan sees the family's names
+    assert sorted(p for p in knowing if not p.startswith(FAMILY_AND_GATE)) == []

@@ -25,7 +25,8 @@ EXPORT_SETTINGS = {  # declared as data, recorded in report.json
 def export_graph(model_dir, manifest, opset, path, allow_pickle=False):
     """torch model -> ONNX file at `path` (written atomically); returns the export seconds."""
     import torch
-    from stages.host.checkout import load_model  # the one loader of the checkout (pickle policy)
+    from stages.host import checkout  # the one loader of the checkout (pickle policy)
+    family = checkout.family(model_dir)
 
     class LogitsOnly(torch.nn.Module):
         def __init__(self, model):
@@ -33,9 +34,9 @@ def export_graph(model_dir, manifest, opset, path, allow_pickle=False):
             self.model = model
 
         def forward(self, pixel_values):
-            return self.model(pixel_values=pixel_values).logits
+            return family.logits(self.model, pixel_values)
 
-    model = load_model(model_dir, manifest, allow_pickle)
+    model = checkout.load_model(model_dir, manifest, allow_pickle)
     dummy = torch.zeros(1, 3, manifest["input"]["height"], manifest["input"]["width"])
     t0 = time.time()
     with files.atomic_path(path, suffix=".onnx") as tmp:
@@ -134,20 +135,22 @@ def run_onnx(cfg, layout):
             if os.path.exists(leftover):
                 os.remove(leftover)
     sha = hashlib.sha256(data).hexdigest()
-    write_sidecar(layout.onnx_sidecar, manifest, model, sha, files.read_json(layout.golden_json))
+    from stages.host.checkout import family
+    write_sidecar(layout.onnx_sidecar, manifest, model, sha, files.read_json(layout.golden_json),
+                  family(model_dir).sidecar_fields(model))
     report = _report(onnx_cfg, counts, gate, rows, sha, len(data), seconds, model)
     files.write_json(layout.onnx_report, report)
     _summary(report)
 
 
-def write_sidecar(path, manifest, model, sha, golden):
+def write_sidecar(path, manifest, model, sha, golden, family_fields):
+    """model.json: the runtime's fields, plus what the model's family adds (family_fields)."""
     from runtime.sidecar import model_sidecar
     out = model.graph.output[0].type.tensor_type.shape
-    from stages.host.precision import precision_groups
     meta = model_sidecar(manifest, golden["processor"]["pass_order"],
                          [d.dim_value for d in out.dim], sha,
                          pal.palette_rgb(manifest["num_labels"]))
-    meta["precision_groups"] = precision_groups(model)
+    meta.update(family_fields)
     files.write_json(path, meta)
 
 
