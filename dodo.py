@@ -9,7 +9,7 @@ from importlib.util import find_spec
 from doit import get_var
 from doit.tools import config_changed
 
-from stages.common import actions
+from stages.common import actions, precisions
 from stages.common.actions import run
 from stages.common.config import load, slice_of
 from stages.common.doitcompat import cmdline_vars
@@ -99,11 +99,10 @@ def task_precision():
 
 
 def _precision_files():
-    """fp16 engines come from the precision link's files (issue 13); on a device whose bundle
-    lacks them, stages.device.engine says what to do in one sentence."""
-    if CFG["engine"]["precision"] != "fp16":
-        return []
-    return [p for p in (L.precision_model, L.precision_report) if HOST or os.path.exists(p)]
+    """fp16 engines come from the precision link's files (issue 13; the precision table says
+    which); on a device whose bundle lacks them, stages.device.engine says what to do."""
+    wanted = precisions.get(CFG["engine"]["precision"]).host_files(L)
+    return [p for p in wanted if HOST or os.path.exists(p)]
 
 
 def task_build_engine():

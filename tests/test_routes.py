@@ -159,3 +159,50 @@ def test_a_registered_family_runs_checkout_golden_and_onnx_with_no_other_edit(tm
     assert calls[:2] == ["check_config", "golden_case"] and "logits" in calls
     sidecar = files.read_json(os.path.join(project, "artifacts", "onnx", "model.json"))
     assert sidecar["toy"]["nodes"] > 0 and "precision_groups" not in sidecar
+
+
+# ---- A new precision: one row in stages/common/precisions.py (its limits: an existing section)
+
+PRECISION_WALK = '''import sys; sys.path.insert(0, ".")
+from stages.common import precisions
+row = precisions.Precision("fp16x", "fp16", "precision_model", precisions.WEAK, precisions.STRONG)
+precisions.PRECISIONS["fp16x"] = row
+from stages.common.config import load
+from stages.common.layout import Layout
+from stages.device import engine, settings
+from stages.device.verify import run_verify
+cfg = load("pipeline.yaml")
+engine.run_build(cfg, Layout(cfg))
+record = settings.engine_folder(Layout(cfg)).read()["engine"]
+run_verify(cfg, Layout(cfg), "tensorrt")
+print("BUILT", record["settings"]["precision"], record["build"]["precision"]["typing"])
+'''
+
+
+def test_a_precision_row_is_a_choice_of_engine_precision(monkeypatch):
+    from stages.common import precisions
+    assert config.key_spec("engine.precision").choices == ("fp32", "fp16")
+    row = precisions.Precision("fp16x", "fp16", "precision_model", precisions.WEAK,
+                               precisions.STRONG)
+    monkeypatch.setitem(precisions.PRECISIONS, "fp16x", row)
+    assert "fp16x" in config.key_spec("engine.precision").choices
+    assert precisions.limits({"fp16": "fp16 limits"}, "fp16x") == "fp16 limits"
+    assert row in precisions.linked() and precisions.get("fp32") not in precisions.linked()
+
+
+@pytest.mark.host
+@pytest.mark.parametrize("api,typing", [("8.2", "weak"), ("10", "strong")])
+def test_a_precision_row_builds_and_verifies_with_no_other_edit(project, api, typing):
+    from conftest import PYCUDA_DOUBLE, TRT_DOUBLE, edit_yaml
+    edit_yaml(os.path.join(project, "pipeline.yaml"), "precision: fp16 ", "precision: fp16x ")
+    env = dict(os.environ, TRT_DOUBLE_API=api,
+               PYTHONPATH=os.pathsep.join([TRT_DOUBLE, PYCUDA_DOUBLE]))
+    proc = subprocess.run([sys.executable, "-c", PRECISION_WALK], cwd=project, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=900)
+    assert proc.returncode == 0 and "BUILT" in proc.stdout, proc.stdout
+    assert proc.stdout.split("BUILT")[1].split()[:2] == ["fp16x", typing]
+    with open(os.path.join(project, "artifacts", "verify", "report.json")) as f:
+        report = json.load(f)
+    assert report["passed"] and report["precision"] == "fp16x"
+    assert report["limits"]["logits_max_abs"] == 0.05  # verify.fp16's, the row's verify key

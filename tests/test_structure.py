@@ -132,7 +132,19 @@ def test_backend_names_are_defined_once():
     assert set(names) >= {"tensorrt", "onnxruntime"}
     home = os.path.join("runtime", "backends", "__init__.py")
     assert _modules_listing(names, at_least=2) == []
-    compared, registered = set(), set()
+    registered = set()
+    for path in _code_modules():
+        for node, parent in _strings(path):
+            if (node.value in names and isinstance(parent, ast.Call)
+                    and getattr(parent.func, "id", None) == "register"):
+                registered.add(path)
+    assert _comparing(names) == [] and registered == {home}, (_comparing(names), registered)
+
+
+def _comparing(names):
+    """Modules that compare something with one of `names` (==, !=, in, not in; a literal
+    tuple, list or set of them counts)."""
+    found = set()
     for path in _code_modules():
         with open(os.path.join(ROOT, path)) as f:
             tree = ast.parse(f.read(), path)
@@ -142,12 +154,16 @@ def test_backend_names_are_defined_once():
                                                                           ast.Set))
                                 for e in side.elts]
             if any(isinstance(c, ast.Constant) and c.value in names for c in operands):
-                compared.add(path)
-        for node, parent in _strings(path):
-            if (node.value in names and isinstance(parent, ast.Call)
-                    and getattr(parent.func, "id", None) == "register"):
-                registered.add(path)
-    assert compared == set() and registered == {home}, (compared, registered)
+                found.add(path)
+    return sorted(found)
+
+
+def test_precision_names_are_compared_in_at_most_two_modules():
+    from stages.common import precisions
+    names = set(precisions.names()) | set(precisions.RECIPES) | {"int8"}
+    assert {"fp32", "fp16", "weak", "strong"} <= names
+    assert len(_comparing(names)) <= 2, _comparing(names)
+    assert _modules_listing(precisions.names()) == []  # the table's rows are the one list
 
 
 def test_the_engine_file_name_is_spelled_in_one_module():

@@ -2,6 +2,7 @@
 variables, each of which overrides named keys (so `alpha=2` is checked by the same rule, with the
 same message, as `infer.alpha: 2`). stages.common.config applies it."""
 from runtime.backends import names as backend_names  # the backend registry, read live
+from stages.common.precisions import names as precision_names  # the precision table
 
 # rtx: TensorRT-RTX (11.1 table)
 TRT_TARGETS = ("8.0", "8.2", "8.4", "8.5", "8.6", "10", "11", "rtx")
@@ -58,7 +59,7 @@ SCHEMA = {
         "margin": Key("float", 4.0, minimum=1),
     },
     "engine": {
-        "precision": Key("choice", "fp16", choices=("fp32", "fp16")),
+        "precision": Key("choice", "fp16", choices=precision_names),
         "workspace_mb": Key("int", 1024, minimum=16),
         "keep_fp32": Key("strs", ["LayerNorm", "Softmax"]),
         "timing_cache": Key("bool", True),
