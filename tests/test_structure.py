@@ -211,7 +211,8 @@ def test_tile_shared_bytes_follows_the_kernels_table(tmp_path, monkeypatch):
     assert tile_shared_bytes(35, 10, 20, 64) == 10 * 20 * (8 + 4 * 35 + 8 + 4 + 1 + 1) + 16 * 64
 
 
-SEGFORMER = re.compile(r"Segformer[A-Z]\w*|decode_head|linear_fuse|linear_projections|"
+# its transformers classes, and its weight names (decode_head.*, segformer.*, the fuse layers)
+SEGFORMER = re.compile(r"Segformer[A-Z]\w*|decode_head\.|linear_fuse|linear_projections|"
                        r"\"segformer\.\"")
 FAMILY_AND_GATE = ("stages/host/families/", "stages/host/checkout.py",
                    "stages/host/checkout_weights.py")
