@@ -163,3 +163,13 @@ def task_bundle():
     return {"actions": [run("stages.common.bundle:run_bundle", CFG, L)],
             "file_dep": bundle_inputs(CFG, L), "targets": [L.bundle],
             "uptodate": [targets_intact([L.bundle])], "clean": True}
+
+
+def task_evaluate():
+    """Accuracy on labelled images (data=DIR): mIoU, aAcc, per-class IoU of each variant here."""
+    deps = [p for p in (L.onnx_model, L.onnx_sidecar) if HOST or os.path.exists(p)]
+    if HOST:
+        deps += [L.manifest] + _precision_files()
+    return {"actions": [run("stages.device.evaluate:run_evaluate", CFG, L,
+                            "stages.host.evaluate_host:host_variants" if HOST else None)],
+            "file_dep": deps, "uptodate": [False], "verbosity": 2}

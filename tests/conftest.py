@@ -52,8 +52,9 @@ def copy_project(dest, with_artifacts=True):
     for name in ("dodo.py", "pipeline.yaml", "requirements-device.txt"):
         if os.path.exists(os.path.join(ROOT, name)):
             shutil.copy2(os.path.join(ROOT, name), dest)
-    for name in ("stages", "runtime", "models", "examples"):
-        shutil.copytree(os.path.join(ROOT, name), os.path.join(dest, name), ignore=ignore)
+    for name in ("stages", "runtime", "models", "examples", "datasets"):
+        if os.path.isdir(os.path.join(ROOT, name)):
+            shutil.copytree(os.path.join(ROOT, name), os.path.join(dest, name), ignore=ignore)
     if with_artifacts and os.path.isdir(os.path.join(ROOT, "artifacts")):
         shutil.copytree(os.path.join(ROOT, "artifacts"), os.path.join(dest, "artifacts"),
                         ignore=ignore)

@@ -31,7 +31,22 @@ def bundle_inputs(cfg, layout):
     artifacts = [layout.manifest] + layout.golden_targets() + [
         layout.onnx_model, layout.onnx_sidecar, layout.onnx_report,
         layout.precision_model, layout.precision_report]  # the fp16 islands and the mixed model
-    return [f for f in TOP_FILES if os.path.exists(f)] + _code_files() + images + artifacts
+    return ([f for f in TOP_FILES if os.path.exists(f)] + _code_files() + images + artifacts
+            + _evaluate_files(cfg, layout))
+
+
+def _evaluate_files(cfg, layout):
+    """doit evaluate's labelled set when it is inside the project, and the host's evaluate
+    report (not its pictures, whose names change from run to run), so the device reports its
+    engine next to the host's numbers."""
+    out = []
+    top = cfg["evaluate"]["data"]
+    if not (top.startswith("..") or os.path.isabs(top)) and os.path.isdir(top):
+        for folder, dirs, names in os.walk(top):
+            dirs.sort()
+            out += [os.path.join(folder, n) for n in sorted(names) if not n.startswith(".")]
+    report = os.path.join(layout.artifacts, "evaluate", "report.json")
+    return out + ([report] if os.path.isfile(report) else [])
 
 
 def _readable(info):
@@ -47,7 +62,8 @@ def run_bundle(cfg, layout):
     manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "files": dict((n, files.sha256_file(n)) for n in names),
                 "device_steps": ["pip3 install -r requirements-device.txt", "doit build_engine",
-                                 "doit runtime_check", "doit verify", "doit infer image=examples/"]}
+                                 "doit runtime_check", "doit verify", "doit infer image=examples/",
+                                 "doit evaluate"]}
     with files.atomic_path(layout.bundle, suffix=".tar.gz") as tmp:
         with tarfile.open(tmp, "w:gz") as tar:
             for n in names:

@@ -113,7 +113,7 @@ def _value(value, spec, key, fname, base):
         return _source(value, key, fname, base)
     if kind == "outdir":
         return _outdir(value, key, fname, base)
-    if kind == "str" and key == "model.path":
+    if kind == "str" and key in ("model.path", "evaluate.data"):  # folders checked by their link
         return _relative(value, base)
     return float(value) if kind == "float" else value
 

@@ -6,6 +6,8 @@ from stages.common.precisions import names as precision_names  # the precision t
 
 # rtx: TensorRT-RTX (11.1 table)
 TRT_TARGETS = ("8.0", "8.2", "8.4", "8.5", "8.6", "10", "11", "rtx")
+# the same tuple as stages.device.evaluate_data.LAYOUTS
+LABEL_LAYOUTS = ("auto", "indices", "sidewalk", "cityscapes")
 
 
 class Key(object):
@@ -86,6 +88,13 @@ SCHEMA = {
         "backend": Key("choice", "auto", choices=backend_names),
         "cpu": Key("bool", True),
     },
+    "evaluate": {  # doit evaluate: accuracy on a labelled set (stages/device/evaluate.py)
+        "data": Key("str", "datasets/sidewalk-demo"),
+        "labels": Key("choice", "auto", choices=LABEL_LAYOUTS),
+        "max_miou_drop": _fraction(0.01),
+        "max_class_iou_drop": Key("float", None, optional=True, minimum=0, maximum=1),
+        "worst": Key("int", 3, minimum=0, maximum=50),
+    },
 }
 
 # name= on the command line -> (help, the keys it overrides). `config` picks the pipeline file.
@@ -103,6 +112,9 @@ VARIABLES = {
     "sequential": ("1 to run infer's stream stages one after another (no pipelining)",
                    ("infer.sequential",)),
     "cpu": ("0 to skip bench's ONNX Runtime vs PyTorch CPU comparison", ("bench.cpu",)),
+    "data": ("a labelled set: DIR/images/ and DIR/labels/ (evaluate)", ("evaluate.data",)),
+    "labels": ("auto, indices, sidewalk or cityscapes label layout (evaluate)",
+               ("evaluate.labels",)),
 }
 
 

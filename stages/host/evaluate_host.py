@@ -1,0 +1,52 @@
+"""doit evaluate's host-only variants: the reference (transformers on the CPU, exactly as the
+golden link makes its masks: the image processor, the model, post_process_semantic_segmentation
+at the image's size) and the fp16 preview (model.mixed.onnx through the faithful fp16 emulation
+of stages/host/fp16_emulate.py, the same run as `doit precision`'s preview, on the runtime's CPU
+pre-processing and upsample-then-argmax). stages/device/evaluate.py runs them."""
+import os
+
+import numpy as np
+
+from stages.device.evaluate import Variant
+
+
+def reference_variant(cfg, layout):
+    import torch
+    from stages.host.golden import checkout_manifest, load_reference
+    manifest = checkout_manifest(layout.manifest)
+    model, processor = load_reference(cfg["model"]["path"], manifest, cfg["model"]["allow_pickle"])
+
+    def mask(bgr):
+        inputs = processor(images=np.ascontiguousarray(bgr[..., ::-1]), return_tensors="pt")
+        with torch.no_grad():
+            out = model(pixel_values=inputs["pixel_values"])
+        seg = processor.post_process_semantic_segmentation(out, target_sizes=[bgr.shape[:2]])[0]
+        return seg.numpy().astype(np.uint8)
+    return Variant("reference", "transformers on the CPU (%s)" % os.path.basename(
+        os.path.normpath(cfg["model"]["path"])), "host", mask)
+
+
+def fp16_preview_variant(layout):
+    import onnx
+    from runtime.reference import upsample_argmax
+    from runtime.sidecar import INPUT_NAME, OUTPUT_NAME
+    from stages.device.select import open_runtime
+    from stages.host import fp16_emulate
+    sess = fp16_emulate.session(fp16_emulate.emulate_fp16_storage(onnx.load(
+        layout.precision_model)))
+    pre = open_runtime(layout, "onnxruntime", pre_post="cpu")
+
+    def mask(bgr):
+        logits = sess.run([OUTPUT_NAME], {INPUT_NAME: pre.preprocess(bgr)})[0]
+        logits = np.where(np.isfinite(logits), logits, np.float32(0))
+        return upsample_argmax(logits, bgr.shape[0], bgr.shape[1])
+    return Variant("fp16-preview", "model.mixed.onnx, emulated fp16 storage (ONNX Runtime CPU)",
+                   "host", mask)
+
+
+def host_variants(cfg, layout):
+    """The reference, and the fp16 preview when model.mixed.onnx exists."""
+    out = [reference_variant(cfg, layout)]
+    if os.path.isfile(layout.precision_model):
+        out.append(fp16_preview_variant(layout))
+    return out
