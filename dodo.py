@@ -147,7 +147,8 @@ def task_infer():
 def task_bench():
     """Benchmark each stage (p50/p90/p99, FPS) and the GPU-vs-CPU pre/post ratios."""
     return {"actions": [run("stages.device.bench:run_bench", CFG, L,
-                             "stages.host.cpu_compare:cpu_backends" if HOST else None)],
+                             "stages.host.cpu_compare:cpu_backends" if HOST else None,
+                             "stages.host.fold_bench:compare_fold" if HOST else None)],
             "uptodate": [False], "verbosity": 2}
 
 

@@ -153,7 +153,7 @@ def stream_fps(seg, image_path, frames):
         shutil.rmtree(out, ignore_errors=True)
 
 
-def run_bench(cfg, layout, cpu_compare=None):
+def run_bench(cfg, layout, cpu_compare=None, fold_compare=None):
     """cpu_compare: "module:function" of the host wing's ONNX Runtime vs PyTorch comparison
     (dodo names it on a host with torch), or None on the device."""
     from stages.device import doctor
@@ -183,6 +183,9 @@ def run_bench(cfg, layout, cpu_compare=None):
     if cpu_compare is not None and cfg["bench"]["cpu"] and os.path.isfile(layout.manifest):
         from stages.common.actions import resolve
         report["cpu_backends"] = resolve(cpu_compare)(cfg, layout, max(5, n // 2), 2)
+    if fold_compare is not None and os.path.isfile(layout.onnx_sidecar):  # issue 22, host only
+        from stages.common.actions import resolve
+        report["fold"] = resolve(fold_compare)(cfg, layout, max(5, n // 2), 2)
     path = os.path.join(layout.bench_dir, device.slug(fp) + ".json")
     files.write_json(path, report)
     print_summary(report, path)
@@ -231,4 +234,6 @@ def print_summary(r, path):
     if c:
         print("  CPU: ONNX Runtime p50 %.1f ms vs PyTorch eager %.1f ms (%.2fx)" % (
             c["onnxruntime_ms"]["p50"], c["torch_eager_ms"]["p50"], c["onnxruntime_vs_torch"]))
+    if r.get("fold"):
+        print("  " + r["fold"].get("summary", r["fold"].get("error", "")))
     print("bench: wrote %s" % path)

@@ -8,7 +8,7 @@ import time
 
 from stages.common import compare
 from stages.common import files
-from stages.host import onnx_gate
+from stages.host import checkout, onnx_gate
 from stages.common.errors import ExportError, ToleranceError
 from runtime import palette as pal
 from runtime.reference import upsample_argmax
@@ -22,10 +22,10 @@ EXPORT_SETTINGS = {  # declared as data, recorded in report.json
 }
 
 
-def export_graph(model_dir, manifest, opset, path, allow_pickle=False):
-    """torch model -> ONNX file at `path` (written atomically); returns the export seconds."""
+def export_graph(model_dir, manifest, opset, path, allow_pickle=False, fold=False):
+    """torch model (rewritten by its family first: e.g. the decode head folded when `fold`) ->
+    ONNX file at `path` (written atomically); returns the export seconds."""
     import torch
-    from stages.host import checkout  # the one loader of the checkout (pickle policy)
     family = checkout.family(model_dir)
 
     class LogitsOnly(torch.nn.Module):
@@ -36,7 +36,8 @@ def export_graph(model_dir, manifest, opset, path, allow_pickle=False):
         def forward(self, pixel_values):
             return family.logits(self.model, pixel_values)
 
-    model = checkout.load_model(model_dir, manifest, allow_pickle)
+    model = checkout.load_model(model_dir, manifest, allow_pickle)  # the one loader (pickles)
+    family.rewrite(model, fold)
     dummy = torch.zeros(1, 3, manifest["input"]["height"], manifest["input"]["width"])
     t0 = time.time()
     with files.atomic_path(path, suffix=".onnx") as tmp:
@@ -120,8 +121,9 @@ def run_onnx(cfg, layout):
     model_dir, onnx_cfg, allow_pickle = (cfg["model"]["path"], cfg["onnx"],
                                          cfg["model"]["allow_pickle"])
     manifest = files.read_json(layout.manifest)
-    seconds = export_graph(model_dir, manifest, onnx_cfg["opset"], layout.onnx_model + ".export",
-                           allow_pickle)
+    opset = onnx_gate.export_opset(onnx_cfg)
+    seconds = export_graph(model_dir, manifest, opset, layout.onnx_model + ".export",
+                           allow_pickle, onnx_cfg["fold"])
     try:
         model, counts = check_and_simplify(layout.onnx_model + ".export", onnx_cfg["simplify"])
         gate = onnx_gate.check(model, onnx_cfg["target_tensorrt"])
@@ -135,10 +137,11 @@ def run_onnx(cfg, layout):
             if os.path.exists(leftover):
                 os.remove(leftover)
     sha = hashlib.sha256(data).hexdigest()
-    from stages.host.checkout import family
+    fields = checkout.family(model_dir).sidecar_fields(model, model_dir, onnx_cfg["fold"])
     write_sidecar(layout.onnx_sidecar, manifest, model, sha, files.read_json(layout.golden_json),
-                  family(model_dir).sidecar_fields(model))
+                  fields)
     report = _report(onnx_cfg, counts, gate, rows, sha, len(data), seconds, model)
+    report.update(export_opset=opset, decode_head=fields.get("decode_head"))
     files.write_json(layout.onnx_report, report)
     _summary(report)
 
@@ -180,7 +183,17 @@ def _summary(r):
     worst = max(p["max_abs"] for p in r["parity"]["images"])
     agree = min(p["mask_agreement"] for p in r["parity"]["images"])
     print("onnx: opset %d, %d -> %d nodes, %.1f MB, TensorRT %s gate passed (%d op types)" % (
-        r["opset"], r["node_counts"]["nodes_exported"], r["node_counts"]["nodes_final"],
-        r["onnx_bytes"] / 1e6, r["gate"]["target_tensorrt"], len(r["gate"]["ops"])))
+        r.get("export_opset", r["opset"]), r["node_counts"]["nodes_exported"],
+        r["node_counts"]["nodes_final"], r["onnx_bytes"] / 1e6, r["gate"]["target_tensorrt"],
+        len(r["gate"]["ops"])))
+    if r.get("decode_head"):
+        print(_fold_line(r["decode_head"]))
     print("onnx: parity on %d golden images: logits max abs %.2e, mask agreement %.4f%%, "
           "sha256 %s" % (len(r["parity"]["images"]), worst, 100 * agree, r["onnx_sha256"][:16]))
+
+
+def _fold_line(head):
+    this, other = ("folded", "unfolded") if head["folded"] else ("unfolded", "folded")
+    return "onnx: decode head %s: %.3f GMAC; the %s graph: %.3f GMAC (%.2fx)" % (
+        "folded" if head["folded"] else "not folded (onnx.fold: false)",
+        head["macs"][this] / 1e9, other, head["macs"][other] / 1e9, head["macs"]["ratio"])

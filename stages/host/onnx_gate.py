@@ -14,6 +14,31 @@ def load_table(target):
         return json.load(f)
 
 
+LAYER_NORM_OPSET = 17  # ONNX LayerNormalization exists from opset 17
+
+
+def parses_layer_norm(target):
+    """Whether TensorRT `target`'s ONNX parser takes LayerNormalization (8.6 and later)."""
+    table = load_table(target)
+    return ("LayerNormalization" in table["supported"]
+            and table["opset_max"] >= LAYER_NORM_OPSET)
+
+
+def export_opset(onnx_cfg):
+    """The opset to export at: onnx.opset, raised to 17 (LayerNormalization as one node) when
+    onnx.layer_norm is auto or native and onnx.target_tensorrt parses it (issue 22)."""
+    opset, mode, target = onnx_cfg["opset"], onnx_cfg["layer_norm"], onnx_cfg["target_tensorrt"]
+    if mode == "decomposed" or opset >= LAYER_NORM_OPSET:
+        return opset
+    if parses_layer_norm(target):
+        return LAYER_NORM_OPSET
+    if mode == "native":
+        raise GateError("onnx.layer_norm is native, but TensorRT %s's ONNX parser has no "
+                        "LayerNormalization (it needs TensorRT 8.6 or later): set "
+                        "onnx.layer_norm: auto or decomposed in pipeline.yaml." % target)
+    return opset
+
+
 def graph_opset(model):
     return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 

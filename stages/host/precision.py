@@ -46,5 +46,7 @@ def precision_groups(model):
         return {"nodes": sorted(n.name for n in nodes if n.name),
                 "tensors": sorted(t for n in nodes for t in n.output), "count": len(nodes)}
     chains = layernorm_chains(model.graph)
-    return {"LayerNorm": dict(group([n for c in chains for n in c]), chains=len(chains)),
+    native = [n for n in model.graph.node if n.op_type == "LayerNormalization"]  # opset >= 17
+    return {"LayerNorm": dict(group([n for c in chains for n in c] + native),
+                              chains=len(chains) + len(native)),
             "Softmax": group([n for n in model.graph.node if n.op_type == "Softmax"])}

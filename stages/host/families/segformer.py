@@ -60,8 +60,20 @@ def golden_case(model, processor, rgb):
             mask.numpy().astype(np.uint8))
 
 
-def sidecar_fields(graph_model):
-    """What this family adds to model.json: its fp32 groups, which the engine link pins."""
+def rewrite(model, fold):
+    """Graph rewrites before export: the decode head folded when onnx.fold is on
+    (segformer_fold.py, exact up to float rounding)."""
+    if fold:
+        from stages.host.families.segformer_fold import fold_decode_head
+        fold_decode_head(model)
+    return model
+
+
+def sidecar_fields(graph_model, model_dir, fold):
+    """What this family adds to model.json: its fp32 groups, which the engine link pins, and the
+    decode head's record (folded or not, the MACs of both graphs)."""
+    from stages.host.families.segformer_fold import fold_record
     from stages.host.precision import precision_groups
     groups = precision_groups(graph_model)
-    return {"precision_groups": dict((name, groups[name]) for name in FP32_GROUPS)}
+    return {"precision_groups": dict((name, groups[name]) for name in FP32_GROUPS),
+            "decode_head": fold_record(graph_model, model_dir, fold)}
