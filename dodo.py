@@ -88,13 +88,15 @@ def task_precision():
     if not HOST:
         return _host_only("precision")
     settings = {"precision": CFG["precision"], "verify.fp16": CFG["verify"]["fp16"],
-                "engine.precision": CFG["engine"]["precision"]}
+                "engine.precision": CFG["engine"]["precision"],
+                "engine.keep_fp32": CFG["engine"]["keep_fp32"]}
+    made = ([L.precision_model] if CFG["engine"]["precision"] == "fp16" else []) + [
+        L.precision_report]  # fp32: the search is skipped, no mixed model
     return {"actions": [run("stages.host.precision_link:run_precision", CFG, L)],
             "file_dep": [L.onnx_model, L.manifest]
             + [t for t in L.golden_targets() if not t.endswith(".jpg")],
-            "targets": [L.precision_model, L.precision_report],
-            "uptodate": [config_changed(settings),
-                         targets_intact([L.precision_model, L.precision_report])],
+            "targets": made,
+            "uptodate": [config_changed(settings), targets_intact(made)],
             "clean": True}
 
 

@@ -29,8 +29,8 @@ def bundle_inputs(cfg, layout):
     """Every file that goes into the bundle, relative to the project root."""
     images = sorted(set(layout.images + [cfg["bench"]["image"]]))
     artifacts = [layout.manifest] + layout.golden_targets() + [
-        layout.onnx_model, layout.onnx_sidecar, layout.onnx_report,
-        layout.precision_model, layout.precision_report]  # the fp16 islands and the mixed model
+        layout.onnx_model, layout.onnx_sidecar, layout.onnx_report, layout.precision_report] + (
+        [layout.precision_model] if cfg["engine"]["precision"] == "fp16" else [])  # fp16 islands
     return ([f for f in TOP_FILES if os.path.exists(f)] + _code_files() + images + artifacts
             + _evaluate_files(cfg, layout))
 

@@ -62,6 +62,8 @@ SCHEMA = {
     },
     "precision": {  # the precision link: fp32 islands, mixed model, fp16 preview
         "margin": Key("float", 4.0, minimum=1),
+        "budget_minutes": Key("float", 10.0, minimum=0.1, maximum=1440),
+        "budget_mb": Key("int", 6000, minimum=500, maximum=1048576),
     },
     "engine": {
         "precision": Key("choice", "fp16", choices=precision_names),

@@ -95,11 +95,19 @@ def run_build(cfg, layout):
         folder.write_log(lines, failed_after=time.time() - t0)
         raise
     seconds = time.time() - t0
-    folder.write_log(lines + summary_lines(info), seconds=seconds)
+    info["islands"] = [{"node": i["node"], "op": i["op"], "reason": i.get("reason", "")}
+                       for i in source.get("islands") or []]  # and why each: precision.json
+    folder.write_log(lines + summary_lines(info) + island_lines(info), seconds=seconds)
     folder.write(plan, meta, engine_cfg, device.identity(fp), info, seconds, trt.__version__,
                  new_cache if engine_cfg["timing_cache"] else None)
     print("build_engine: built in %.1f s, %.1f MB, %d network layers; %s" % (
         seconds, len(plan) / 1e6, info["layers"], "; ".join(summary_lines(info))))
+
+
+def island_lines(info):
+    """build.log's record of the fp32 islands the engine was built with, and why each."""
+    out = ["fp32 islands: %d" % len(info["islands"])]
+    return out + ["  %s %s: %s" % (i["op"], i["node"], i["reason"]) for i in info["islands"]]
 
 
 def summary_lines(info):

@@ -24,19 +24,20 @@ def golden_cases(golden_json, root="."):
     return cases
 
 
-def _row(rec, logits, golden_logits, golden_mask, labels):
+def row(rec, logits, golden_logits, golden_mask, labels):
+    """One preview row: logits errors vs the golden logits, masks vs the golden mask, NaN/Inf."""
     from runtime.reference import upsample_argmax
     finite = np.isfinite(logits)
     safe = np.where(finite, logits, np.float32(0))
-    row = {"image": rec["source"], "nan": int(np.isnan(logits).sum()),
+    out = {"image": rec["source"], "nan": int(np.isnan(logits).sum()),
            "inf": int(np.isinf(logits).sum())}
     diff = compare.abs_diff(safe, golden_logits) if finite.all() else {"max_abs": float("inf"),
                                                                       "mean_abs": float("inf")}
-    row["logits_max_abs"], row["logits_mean_abs"] = diff["max_abs"], diff["mean_abs"]
+    out["logits_max_abs"], out["logits_mean_abs"] = diff["max_abs"], diff["mean_abs"]
     mask = upsample_argmax(safe, rec["height"], rec["width"])
     metrics = compare.mask_metrics(mask, golden_mask, labels)
-    row["mask_agreement"], row["miou"] = metrics["mask_agreement"], metrics["miou"]
-    return row
+    out["mask_agreement"], out["miou"] = metrics["mask_agreement"], metrics["miou"]
+    return out
 
 
 def run_typed(typed_model, cases, labels):
@@ -45,7 +46,7 @@ def run_typed(typed_model, cases, labels):
     rows = []
     for rec, tensor, golden_logits, golden_mask in cases:
         logits = sess.run([OUTPUT_NAME], {INPUT_NAME: tensor})[0]
-        rows.append(_row(rec, logits, golden_logits, golden_mask, labels))
+        rows.append(row(rec, logits, golden_logits, golden_mask, labels))
     return rows
 
 
