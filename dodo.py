@@ -90,8 +90,8 @@ def task_precision():
     settings = {"precision": CFG["precision"], "verify.fp16": CFG["verify"]["fp16"],
                 "engine.precision": CFG["engine"]["precision"],
                 "engine.keep_fp32": CFG["engine"]["keep_fp32"]}
-    made = ([L.precision_model] if CFG["engine"]["precision"] == "fp16" else []) + [
-        L.precision_report]  # fp32: the search is skipped, no mixed model
+    # fp32: the search is skipped, no mixed model (the precision table says which)
+    made = precisions.get(CFG["engine"]["precision"]).link_outputs(L)
     return {"actions": [run("stages.host.precision_link:run_precision", CFG, L)],
             "file_dep": [L.onnx_model, L.manifest]
             + [t for t in L.golden_targets() if not t.endswith(".jpg")],

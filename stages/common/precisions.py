@@ -47,6 +47,12 @@ class Precision(object):
         """The Recipe on a TensorRT that is strongly typed (True) or weakly typed (False)."""
         return self.strong if strongly_typed else self.weak
 
+    def link_outputs(self, layout):
+        """What the precision link makes for an engine of this precision: precision.json, and
+        the model its engine is built from where it has one."""
+        return [layout.precision_report] + (
+            [getattr(layout, self.host_artifact)] if self.host_artifact else [])
+
     def host_files(self, layout):
         """The precision link's files an engine of this precision reads: its model and the
         report that names its islands; none where it reads model.onnx alone."""
