@@ -7,7 +7,6 @@ import os
 from importlib.util import find_spec
 
 from doit import get_var
-from doit.tools import config_changed
 
 from stages.common import actions, precisions
 from stages.common.actions import run
@@ -16,13 +15,14 @@ from stages.common.doitcompat import cmdline_vars
 from stages.common.errors import PipelineError
 from stages.common.intact import targets_intact
 from stages.common.layout import Layout, kernel_sources
-from stages.common.uptodate import settings_changed
+from stages.common.userpath import config_file, user_dir
+from stages.common.uptodate import Check, config_changed, settings_changed
 from stages.device import settings as device
 
 actions.install_handlers()  # Ctrl-C, OSError, a damaged state file: one line, never a traceback
 try:
     OVERRIDES = actions.check_vars(cmdline_vars())
-    CFG = load(get_var("config", "pipeline.yaml"), OVERRIDES)
+    CFG = load(config_file(get_var("config", None)), OVERRIDES, user_dir())
     actions.prepare_artifacts(CFG["artifacts"])  # folder, lock per folder, stale temps, state file
 except (PipelineError, OSError) as error:
     actions.fail_at_load(error)
@@ -41,11 +41,16 @@ DOIT_CONFIG = {
 }
 
 
+ALWAYS = Check("it runs every time it is asked for (it keeps no result to be up to date with)")
+
+
 def _host_only(name):
     msg = ("'doit %s' runs on the host: it needs torch and transformers (pip install -r "
            "requirements.txt); on the device, copy the host's artifacts with 'doit bundle' "
            "instead." % name)
-    return {"actions": [run("stages.device.settings:refuse", msg)], "uptodate": [False]}
+    return {"actions": [run("stages.device.settings:refuse", msg)],
+            "uptodate": [Check("it runs on the host only, and this machine has no torch and "
+                               "transformers")]}
 
 
 def task_checkout():
@@ -110,7 +115,9 @@ def _precision_files():
 def task_build_engine():
     """Build the TensorRT engine for this device (run it on the device, e.g. the Jetson Nano)."""
     if not DEVICE:
-        return {"actions": [run("stages.device.settings:refuse_engine")], "uptodate": [False]}
+        return {"actions": [run("stages.device.settings:refuse_engine")],
+                "uptodate": [Check("this machine cannot build TensorRT engines (no TensorRT or no "
+                                   "pycuda): it runs on the device only")]}
     return {"actions": [run("stages.device.engine:run_build", CFG, L)],
             "file_dep": [L.onnx_model, L.onnx_sidecar] + _precision_files(),
             "uptodate": [settings_changed("engine settings or device",
@@ -122,7 +129,8 @@ def task_runtime_check():
     """Compile the CUDA kernels for this GPU and run one inference through the runtime."""
     if not CUDA:
         return {"actions": [run("stages.device.settings:refuse_cuda", "runtime_check")],
-                "uptodate": [False]}
+                "uptodate": [Check("this machine has no CUDA GPU with pycuda: it runs on the "
+                                   "device only")]}
     return {"actions": [run("stages.device.runtime_check:run_check", CFG, L)],
             "file_dep": kernel_sources() + [L.onnx_model, L.golden_json],
             "uptodate": [settings_changed("device or engine",
@@ -137,13 +145,15 @@ def task_verify():
             "targets": [L.verify_dir + "/report.json"],
             "uptodate": [settings_changed("backend, thresholds or engine",
                                           lambda: device.verify_settings(CFG, L, backend)),
-                         targets_intact([L.verify_dir + "/report.json"])]}
+                         targets_intact([L.verify_dir + "/report.json"])],
+            "meta": {"up_to_date": ("stages.device.verify:last_report",
+                                    L.verify_dir + "/report.json")}}
 
 
 def task_infer():
     """Segment image=PATH (image, folder, video, camera index or GStreamer pipeline)."""
     return {"actions": [run("stages.device.infer:run_infer", CFG, L)],
-            "uptodate": [False], "verbosity": 2}
+            "uptodate": [ALWAYS], "verbosity": 2}
 
 
 def task_bench():
@@ -151,12 +161,12 @@ def task_bench():
     return {"actions": [run("stages.device.bench:run_bench", CFG, L,
                              "stages.host.cpu_compare:cpu_backends" if HOST else None,
                              "stages.host.fold_bench:compare_fold" if HOST else None)],
-            "uptodate": [False], "verbosity": 2}
+            "uptodate": [ALWAYS], "verbosity": 2}
 
 
 def task_doctor():
     """Check this machine before the next link: board, versions, memory, power, artifacts."""
-    return {"actions": [run("stages.device.doctor:run_doctor", CFG, L)], "uptodate": [False],
+    return {"actions": [run("stages.device.doctor:run_doctor", CFG, L)], "uptodate": [ALWAYS],
             "verbosity": 2}
 
 

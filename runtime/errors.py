@@ -30,3 +30,7 @@ class EngineError(PipelineError):
 
 class ArtifactError(PipelineError):
     """An artifact is missing, damaged, or does not match its recorded hash."""
+
+
+class NonFiniteError(PipelineError):
+    """Weights, golden files or a backend's output hold NaN or infinity."""

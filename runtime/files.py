@@ -5,6 +5,7 @@ mode a plain open() would give (0666 less the umask, 0644 usually), so other use
 can read them. Temp files a killed run left behind are removed by `remove_stale_temps`, which the
 next run calls once it holds the artifacts folder's lock (stages/common/lock.py)."""
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -14,9 +15,11 @@ import tempfile
 
 from runtime.errors import ArtifactError
 
-# ".NAME.XXXXXXXX.tmp[.ext]" (atomic_path, staged_dir) and NAME.export / NAME.candidate (the onnx
-# link's fixed intermediates): nothing else in an artifacts folder looks like this.
-TEMP_NAME = re.compile(r"^(\..+\.[A-Za-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)*|.+\.(export|candidate))$")
+# Our temp names, and only ours: ".NAME.~doit-PID-TAG.tmp[.ext]", where PID is the process that
+# made it and TAG is mkstemp's random part or a fixed word (scratch_path). The "~doit-PID-" marker
+# makes them unambiguous: a user's notes.export or run.candidate never matches.
+TEMP_MARK = "~doit-"
+TEMP_NAME = re.compile(r"^\..+\.~doit-(?P<pid>[0-9]+)-[A-Za-z0-9_]+\.tmp(\.[A-Za-z0-9]+)*$")
 # which link writes an artifact, by the artifacts sub-folder it lives in (for error messages)
 WRITERS = {"checkout": "doit checkout", "golden": "doit golden", "onnx": "doit onnx",
            "engine": "doit build_engine", "kernels": "doit runtime_check", "verify": "doit verify",
@@ -38,8 +41,8 @@ def atomic_path(path, suffix=""):
     """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp" + suffix,
-                               dir=folder)
+    check_owned(folder)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp" + suffix, dir=folder)
     os.close(fd)
     try:
         yield tmp
@@ -55,7 +58,8 @@ def staged_dir(folder):
     """A new empty temp folder beside `folder` (same filesystem, so it can be renamed onto it)."""
     parent = os.path.dirname(os.path.abspath(folder))
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(folder) + ".", suffix=".tmp", dir=parent)
+    check_owned(parent)
+    tmp = tempfile.mkdtemp(prefix=_temp_prefix(folder), suffix=".tmp", dir=parent)
     os.chmod(tmp, EXEC_MODE)
     return tmp
 
@@ -73,16 +77,40 @@ def replace_dir(staged, folder):
         os.rename(staged, folder)
 
 
-def remove_stale_temps(folder, older_than):
-    """Remove the temp files and folders under `folder` (an artifacts folder) last modified
-    before `older_than` (a time.time()): what a killed run left. Returns their paths."""
+def _temp_prefix(path):
+    return "." + os.path.basename(path) + "." + TEMP_MARK + str(os.getpid()) + "-"
+
+
+def scratch_path(path, tag, suffix=""):
+    """A fixed temp name beside `path` for an intermediate a link renames or removes itself
+    (the onnx link's exported and candidate graphs); the stale-temp cleanup knows it."""
+    return os.path.join(os.path.dirname(path), "%s%s.tmp%s" % (_temp_prefix(path), tag, suffix))
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except OSError as e:
+        return e.errno == errno.EPERM
+    return True
+
+
+def remove_stale_temps(folder, older_than, depth=None):
+    """Remove our temp files and folders under `folder` (an artifacts folder, or infer's out=):
+    names that match TEMP_NAME, made by a process that is gone, last modified before
+    `older_than` (a time.time()). Symlinks are never followed (a link itself may go); `depth`
+    limits how many folder levels are searched (None: all). Returns the paths removed."""
     gone = []
+    top_depth = folder.rstrip(os.sep).count(os.sep)
     for top, dirs, names in os.walk(folder):
         for name in [d for d in dirs if TEMP_NAME.match(d)] + [n for n in names
                                                                if TEMP_NAME.match(n)]:
             path = os.path.join(top, name)
             try:
-                if os.lstat(path).st_mtime >= older_than:
+                if (os.lstat(path).st_mtime >= older_than
+                        or _alive(int(TEMP_NAME.match(name).group("pid")))):
                     continue
                 if os.path.isdir(path) and not os.path.islink(path):
                     shutil.rmtree(path)
@@ -92,7 +120,37 @@ def remove_stale_temps(folder, older_than):
                 continue
             gone.append(path)
         dirs[:] = [d for d in dirs if not TEMP_NAME.match(d)]
+        if depth is not None and top.rstrip(os.sep).count(os.sep) - top_depth >= depth:
+            dirs[:] = []
     return gone
+
+
+# The folders this run may write in (the project, infer's out=): an artifact whose folder
+# resolves elsewhere (through a symlink) is refused. Empty: no limit (the runtime as a library).
+_OWNED = []
+
+
+def own(folder):
+    """Let this process write under `folder` (its real path)."""
+    real = os.path.realpath(folder)
+    if real not in _OWNED:
+        _OWNED.append(real)
+
+
+def inside(path, root):
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def check_owned(folder):
+    """Refuse to write in `folder` when it resolves (through a symlink) outside every owned
+    folder: the one rule for what is ours to create and delete."""
+    if not _OWNED:
+        return
+    real = os.path.realpath(folder)
+    if not any(inside(real, root) for root in _OWNED):
+        raise ArtifactError("%s resolves to %s, outside the project and out=: doit writes only "
+                            "inside them; if a symlink leads there, remove the link." % (
+                                folder, real))
 
 
 def write_bytes(path, data):

@@ -9,6 +9,7 @@ import numpy as np
 from runtime import files
 from runtime import palette as pal
 from runtime.errors import ArtifactError
+from runtime.finite import DAMAGED, require_finite
 
 RERUN = "rerun `doit golden` on the host (or copy the golden folder from one bundle)"
 CASE_FILES = ("input.npy", "logits.npy", "mask.png")
@@ -47,6 +48,9 @@ def load_case(record):
             raise ArtifactError("%s cannot be read as a numpy array: %s." % (path, RERUN))
         if array.dtype != np.float32 or array.ndim != 4 or array.shape[0] != 1:
             raise ArtifactError("%s is not a 1xCxHxW float32 array: %s." % (path, RERUN))
+        what = "%s (golden %s)" % (record.get("source", folder), name)
+        require_finite(array, DAMAGED % what if name == "logits.npy" else
+                       "%s holds %%s values: %s." % (path, RERUN))
         arrays.append(array)
     path, _ = _checked_bytes(folder, "mask.png", hashes["mask.png"])
     try:

@@ -38,11 +38,17 @@ def classes_by_area(mask):
     return [(int(i), int(counts[i])) for i in order]
 
 
+def legend_scale(width):
+    """The legend's size for an image `width` px wide: 1 at 1600 px, never below 0.75 (text about
+    10 px high, the smallest that reads at the picture's own size) nor above 1.25."""
+    return max(0.75, min(1.25, width / 1600.0))
+
+
 def draw_legend(image_bgr, mask, labels, palette, max_rows=12):
     """Draw a legend of the classes present (largest first) in the top-left corner, in place."""
     present = classes_by_area(mask)[:max_rows]
     h, w = image_bgr.shape[:2]
-    scale = max(0.35, min(1.0, w / 1600.0))
+    scale = legend_scale(w)
     row = int(26 * scale) + 4
     box_w = int(260 * scale)
     if h < row * (len(present) + 1) or w < box_w + 8:

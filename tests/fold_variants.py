@@ -20,8 +20,11 @@ def export(model_dir, size, path, fold, opset):
         simplify = True
     except Exception:
         simplify = False
+    from runtime import files
+    weights = "model.safetensors"  # the loader rechecks its sha256, as after `doit checkout`
     manifest = {"input": {"height": size, "width": size},
-                "weights": {"format": "safetensors", "files": ["model.safetensors"]}}
+                "weights": {"format": "safetensors", "files": [weights]},
+                "sha256": {weights: files.sha256_file(os.path.join(model_dir, weights))}}
     export_graph(model_dir, manifest, opset, path, fold=fold)
     return check_and_simplify(path, simplify)[0]
 

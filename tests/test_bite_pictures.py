@@ -60,7 +60,7 @@ def test_classes_by_area_is_largest_first_and_stable_on_ties():
 def test_legend_swatches_are_in_area_order_in_bgr():
     image, mask = legend_case()
     out = pal.draw_legend(image.copy(), mask, LABELS, PALETTE)
-    scale = 800 / 1600.0
+    scale = pal.legend_scale(800)
     row = int(26 * scale) + 4
     swatches = [out[8 + row * k + row // 2, 8 + (row - 6) // 2].tolist() for k in range(3)]
     assert swatches == [[30, 220, 10], [0, 0, 0], [0, 100, 200]]
@@ -73,9 +73,9 @@ def test_legend_is_left_out_where_it_does_not_fit():
     image = np.full((30, 800, 3), 128, np.uint8)
     mask = np.tile(np.arange(3, dtype=np.uint8), (30, 267))[:, :800]
     assert (pal.draw_legend(image.copy(), mask, LABELS, PALETTE) == 128).all()
-    narrow = np.full((400, 98, 3), 128, np.uint8)  # box 91 px + 8 px margin > 98
+    narrow = np.full((400, 202, 3), 128, np.uint8)  # box 195 px + 8 px margin > 202
     assert (
-        pal.draw_legend(narrow.copy(), np.zeros((400, 98), np.uint8), LABELS, PALETTE) == 128
+        pal.draw_legend(narrow.copy(), np.zeros((400, 202), np.uint8), LABELS, PALETTE) == 128
     ).all()
 
 
@@ -84,7 +84,7 @@ def test_legend_shows_at_most_max_rows():
     mask = np.repeat(np.arange(3, dtype=np.uint8), 800 * 400 // 3 + 1)[: 800 * 400].reshape(
         400, 800
     )
-    row = int(26 * 0.5) + 4
+    row = int(26 * pal.legend_scale(800)) + 4
     out = pal.draw_legend(image.copy(), mask, LABELS, PALETTE, max_rows=2)
     assert (out[8 + row * 2 + row // 2, 12] == 128).all()
     assert out[8 + row * 1 + row // 2, 12].tolist() == [0, 100, 200]
@@ -126,7 +126,8 @@ def test_legend_text_names_each_class_with_its_share_inside_its_row(monkeypatch)
     mask[0, 0] = 7  # one pixel of a class past the labels: "<1%"
     out = pal.draw_legend(image.copy(), mask, LABELS, PALETTE + [[9, 9, 9]] * 5)
     assert [c[0] for c in calls] == ["green 62%", "background 25%", "orange 12%", "7 <1%"]
-    row, box_w = int(26 * 0.5) + 4, int(260 * 0.5)
+    scale = pal.legend_scale(800)
+    row, box_w = int(26 * scale) + 4, int(260 * scale)
     for k, (text, (x, y), font, scale, color, thickness, line) in enumerate(calls):
         assert color == (255, 255, 255) and font == cv2.FONT_HERSHEY_SIMPLEX and line == cv2.LINE_AA
         (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
@@ -143,22 +144,23 @@ def test_legend_text_names_each_class_with_its_share_inside_its_row(monkeypatch)
     "w,h,fits",
     [
         (800, 400, True),
-        (98, 400, False),
-        (99, 400, True),
-        (800, 17 * 4 - 1, False),
-        (800, 17 * 4, True),
+        (202, 400, False),  # box 195 px (scale 0.75, the smallest) + 8 px margin > 202
+        (203, 400, True),
+        (800, 23 * 4 - 1, False),
+        (800, 23 * 4, True),
     ],
 )
 def test_legend_fits_or_is_left_out_at_the_edges(w, h, fits):
     image = np.full((h, w, 3), 128, np.uint8)
     mask = np.zeros((h, w), np.uint8)
     mask[:, : w // 2] = 1
-    mask[0, w - 1] = 2  # three classes: needs 4 rows of 17 px at scale 0.5
+    mask[0, w - 1] = 2  # three classes: needs 4 rows of 23 px at scale 0.75
     out = pal.draw_legend(image.copy(), mask, LABELS, PALETTE)
     assert (out != 128).any() == fits
 
 
-@pytest.mark.parametrize("w,scale", [(1600, 1.0), (3200, 1.0), (800, 0.5), (400, 0.35)])
+@pytest.mark.parametrize("w,scale", [(1600, 1.0), (1800, 1.125), (3200, 1.25), (800, 0.75),
+                                     (400, 0.75)])
 def test_legend_scales_with_the_image_width_between_limits(w, scale):
     bg = [200, 10, 60]  # not grey: the antialiased text never matches it
     image = np.zeros((900, w, 3), np.uint8) + np.array(bg, np.uint8)
@@ -178,7 +180,7 @@ def test_legend_swatch_rectangles_are_exact():
     image = np.full((400, 800, 3), 128, np.uint8)
     mask = np.ones((400, 800), np.uint8)  # one class, swatch BGR (0, 100, 200)
     out = pal.draw_legend(image.copy(), mask, LABELS, PALETTE)
-    row = int(26 * 0.5) + 4
+    row = int(26 * pal.legend_scale(800)) + 4
     ys, xs = np.nonzero((out == [0, 100, 200]).all(axis=2))
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (8 + 2, 8 + row - 4, 8, 8 + row - 6)
     box = np.nonzero((out[:, :, 0] == 0) & (out[:, :, 1] == 0) & (out[:, :, 2] == 0))
@@ -186,7 +188,7 @@ def test_legend_swatch_rectangles_are_exact():
         4,
         8 + row,
         4,
-        4 + int(260 * 0.5),
+        4 + int(260 * pal.legend_scale(800)),
     )
 
 
@@ -317,7 +319,7 @@ def test_legend_writes_white_text_in_each_row_with_exact_shares(monkeypatch):
 def test_legend_shows_twelve_rows_by_default():
     mask = np.repeat(np.arange(20, dtype=np.uint8), 800 * 900 // 20).reshape(900, 800)
     out = pal.draw_legend(np.full((900, 800, 3), 128, np.uint8), mask, ["c"] * 20, [[9, 9, 9]] * 20)
-    row = int(26 * 0.5) + 4
+    row = int(26 * pal.legend_scale(800)) + 4
     assert (out[8 + row * 12 - 2, 6] == 0).all() and (out[8 + row * 12 + 2, 6] == 128).all()
 
 

@@ -11,18 +11,20 @@ from stages.common.errors import ConfigError
 
 
 @pytest.mark.parametrize("variables,needles", [
-    ({"backend": "trt"}, ["verify.backend", "backend=trt", "auto, tensorrt, onnxruntime"]),
-    ({"alpha": "2"}, ["infer.alpha", "alpha=2", "at most 1"]),
-    ({"alpha": "nan"}, ["infer.alpha", "finite number"]),
-    ({"mode": "bogus"}, ["infer.mode", "overlay, mask, both"]),
-    ({"n": "abc"}, ["infer.n", "n=abc", "an integer"]),
-    ({"n": "0"}, ["infer.n", "at least 1"]),
+    ({"backend": "trt"}, ["backend=trt on the command line", "auto, tensorrt or onnxruntime",
+                          "verify.backend, infer.backend and bench.backend"]),
+    ({"alpha": "2"}, ["alpha=2 on the command line", "a number from 0 to 1"]),
+    ({"alpha": "nan"}, ["alpha=nan on the command line", "a number from 0 to 1"]),
+    ({"mode": "bogus"}, ["mode=bogus", "overlay, mask or both", "infer.mode"]),
+    ({"n": "abc"}, ["n=abc on the command line", "an integer", "infer.n and bench.iterations"]),
+    ({"n": "0"}, ["n=0 on the command line", "at least 1"]),
     ({"n": "-1"}, ["at least 1"]),
-    ({"sequential": "maybe"}, ["infer.sequential", "true or false"]),
-    ({"cpu": "2"}, ["bench.cpu", "true or false"]),
-    ({"image": "examples/nope.jpg"}, ["infer.image", "does not exist"]),
-    ({"out": ""}, ["infer.out", "empty"]),
-    ({"out": "README.md"}, ["infer.out", "is a file"]),
+    ({"sequential": "maybe"}, ["sequential=maybe", "1 or 0"]),
+    ({"cpu": "2"}, ["cpu=2", "bench.cpu", "1 or 0"]),
+    ({"image": "examples/nope.jpg"}, ["image=examples/nope.jpg", "does not exist",
+                                      "relative to the folder you run doit in"]),
+    ({"out": ""}, ["out= on the command line", "a folder"]),
+    ({"out": "README.md"}, ["out=README.md", "is a file", "give a folder"]),
 ])
 def test_bad_command_line_values_are_refused_by_the_schema(variables, needles):
     with pytest.raises(ConfigError) as e:

@@ -168,3 +168,29 @@ def test_the_device_keeps_the_host_numbers_and_fails_on_a_planted_engine_drop(
     assert len(kept) == 3 and all(os.path.isfile(os.path.join(folder, rel)) for rel in kept)
     table = capsys.readouterr().out
     assert "reference     earlier run" in table and "engine        device" in table
+
+
+def test_a_mixed_model_left_from_an_fp16_run_is_not_previewed(project):
+    """engine.precision: fp32 after an fp16 run: the old model.mixed.onnx stays on disk, and
+    evaluate must not report it as this engine's fp16 preview; a mixed model made from another
+    model.onnx is not this model's either."""
+    from stages.common.layout import Layout
+    from stages.host.evaluate_host import has_current_mixed_model
+    layout = Layout({"artifacts": os.path.join(project, "artifacts"), "golden": {"images": []}})
+    assert has_current_mixed_model(layout)  # the fp16 run of the project fixture
+    pipeline = os.path.join(project, "pipeline.yaml")
+    with open(pipeline) as f:
+        text = f.read()
+    assert "precision: fp16" in text
+    with open(pipeline, "w") as f:
+        f.write(text.replace("precision: fp16", "precision: fp32", 1))
+    code, out = doit(project, "evaluate")
+    assert code == 0, out
+    assert os.path.isfile(layout.precision_model)  # still there, but not this engine's
+    assert sorted(report(project)["variants"]) == ["fp32", "reference"]
+    with open(layout.precision_report) as f:
+        rec = json.load(f)
+    rec["onnx_sha256"] = "0" * 64
+    with open(layout.precision_report, "w") as f:
+        json.dump(rec, f)
+    assert not has_current_mixed_model(layout)

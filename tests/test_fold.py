@@ -89,10 +89,10 @@ def test_count_macs_of_conv_matmul_and_gemm():
 @pytest.fixture(scope="module")
 def embedded_exports(tmp_path_factory):
     """The embedded model exported folded and unfolded through the onnx link's own path."""
+    from stages.host.checkout import validate
     from stages.host.onnx_export import check_and_simplify, export_graph
     folder = tmp_path_factory.mktemp("fold")
-    manifest = {"input": {"height": 256, "width": 256},
-                "weights": {"format": "safetensors", "files": ["model.safetensors"]}}
+    manifest = validate(EMBEDDED, False)  # the checkout link's own manifest
     out = {}
     for folded in (True, False):
         path = str(folder / ("f%d.onnx" % folded))

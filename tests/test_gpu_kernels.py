@@ -1,6 +1,8 @@
 """GPU correctness of the CUDA kernels against the CPU reference ops (marker `gpu`; run on the
 GPU test machine). Also the full GPU runtime through the TensorRT double with real pycuda
-buffers."""
+buffers. Their host-side preparation (the cases, the tile choices, the runtime script's imports)
+is checked without a GPU by the unmarked tests here; the kernels' compile for the Jetson GPUs is
+tools/kernel_gate.py's (tests/test_kernel_gate.py)."""
 import os
 
 import numpy as np
@@ -9,7 +11,6 @@ import pytest
 from runtime import palette as pal
 from runtime import reference
 
-pytestmark = pytest.mark.gpu
 SIZES = [(1080, 1920), (479, 641), (1, 1), (2160, 4096), (1280, 720), (300, 7)]
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -38,6 +39,7 @@ def smooth_logits(rng, shape, dtype=np.float32):
 
 @pytest.mark.parametrize("hw", SIZES)
 @pytest.mark.parametrize("pass_order", ["pillow13", "horizontal_first"])
+@pytest.mark.gpu
 def test_preprocess_matches_cpu_reference(kernels, hw, pass_order):
     from runtime.gpu_pipeline import GpuPipeline
     rng = np.random.RandomState(hw[0] * 7 + hw[1])
@@ -52,6 +54,7 @@ def test_preprocess_matches_cpu_reference(kernels, hw, pass_order):
     assert err <= 1e-3
 
 
+@pytest.mark.gpu
 def test_preprocess_fp16_input_buffer(kernels):
     from runtime.gpu_pipeline import GpuPipeline
     image = np.random.RandomState(1).randint(0, 256, (479, 641, 3)).astype(np.uint8)
@@ -89,6 +92,7 @@ def assert_bit_identical(kernels, logits, hw, dtype, name, tiles=None):
 
 @pytest.mark.parametrize("hw", SIZES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.gpu
 def test_postprocess_bit_identical_to_cpu_oracle(kernels, hw, dtype):
     logits = smooth_logits(np.random.RandomState(hw[0] + hw[1]), (1, 35, 128, 128))
     assert_bit_identical(kernels, logits, hw, dtype, "smooth")
@@ -119,6 +123,7 @@ def adversarial_cases():
 
 @pytest.mark.parametrize("case", range(11))
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.gpu
 def test_postprocess_adversarial_bit_identical(kernels, case, dtype):
     name, logits, hw = adversarial_cases()[case]
     with np.errstate(over="ignore", invalid="ignore"):
@@ -127,6 +132,7 @@ def test_postprocess_adversarial_bit_identical(kernels, case, dtype):
 
 @pytest.mark.parametrize("tiles", [(), ((128, 8),), ((32, 4),), ((64, 2),), ((32, 1),)])
 @pytest.mark.parametrize("case", [0, 1, 5, 7, 8])
+@pytest.mark.gpu
 def test_postprocess_every_early_out_path_bit_identical(kernels, tiles, case):
     """The per-pixel early-out (no tiles) and other tile shapes than the one chosen for speed
     (tiles end mid-cell and at odd offsets, and part of a warp runs past the frame's edge)."""
@@ -139,6 +145,7 @@ def test_postprocess_every_early_out_path_bit_identical(kernels, tiles, case):
             assert_bit_identical(kernels, logits, hw, dtype, "%s tiles %s" % (name, tiles), tiles)
 
 
+@pytest.mark.gpu
 def test_postprocess_golden_logits_bit_identical(kernels):
     import glob
     from conftest import ROOT
@@ -153,6 +160,7 @@ def test_postprocess_golden_logits_bit_identical(kernels):
                                      os.path.basename(os.path.dirname(path)))
 
 
+@pytest.mark.gpu
 def test_postprocess_timing_early_vs_full(kernels):
     """1080p, 35x128x128 logits: the early-out against the full kernel, in the same run."""
     from runtime import benchmarks
@@ -171,6 +179,7 @@ def test_postprocess_timing_early_vs_full(kernels):
     assert res["early_kernel"] == "tiles of 256x16 pixels"
 
 
+@pytest.mark.gpu
 def test_postprocess_differences_from_torch_are_near_ties(kernels):
     """Where the mask differs from PyTorch's float64 upsample + argmax, the scores tie to
     rounding."""
@@ -187,6 +196,7 @@ def test_postprocess_differences_from_torch_are_near_ties(kernels):
 
 
 @pytest.mark.parametrize("hw", [(1080, 1920), (479, 641), (1, 1)])
+@pytest.mark.gpu
 def test_overlay_within_one_level(kernels, hw):
     from runtime.gpu_pipeline import GpuPipeline
     rng = np.random.RandomState(3)
@@ -202,6 +212,7 @@ def test_overlay_within_one_level(kernels, hw):
     assert np.abs(got.astype(int) - want).max() <= 1
 
 
+@pytest.mark.gpu
 def test_buffers_are_reused_until_the_frame_size_changes(kernels):
     from runtime.gpu_pipeline import GpuPipeline
     gpu = GpuPipeline(kernels, meta())
@@ -213,15 +224,10 @@ def test_buffers_are_reused_until_the_frame_size_changes(kernels):
     assert gpu.frame is not first
 
 
-@pytest.mark.parametrize("api", ["8.2", "10"])
-def test_gpu_runtime_through_tensorrt_double(kernels, api, tmp_path, monkeypatch):
-    """Real kernels + real pycuda buffers + the TensorRT double (ONNX Runtime inside) vs golden."""
-    import subprocess
-    import sys
-    from conftest import ROOT, TRT_DOUBLE
-    if not os.path.isfile(os.path.join(ROOT, "artifacts", "onnx", "model.onnx")):
-        pytest.skip("needs the host's artifacts (carry artifacts/ to the GPU machine)")
-    script = (
+def runtime_script(artifacts, kernels_folder):
+    """The program test_gpu_runtime_through_tensorrt_double runs in a child Python."""
+    from conftest import ROOT
+    return (
         "import sys, json; sys.path.insert(0, %r)\nfrom stages.common.config import load\n"
         "from stages.common.layout import Layout\nfrom stages.device import engine\n"
         "from stages.common import files\nfrom stages.device.select import open_runtime\n"
@@ -234,8 +240,49 @@ def test_gpu_runtime_through_tensorrt_double(kernels, api, tmp_path, monkeypatch
         "rec = files.read_json(L.golden_json)['images'][0]\n"
         "mask = seg.segment(read_image(rec['source'])).mask\n"
         "print('AGREE', (mask == load_case(rec)[2]).mean(), seg.backend.describe()['api'])\n"
-    ) % (ROOT, str(tmp_path / "artifacts"), os.path.join(ROOT, "artifacts", "onnx"),
-         os.path.join(ROOT, "artifacts", "golden"), kernels.folder)
+    ) % (ROOT, artifacts, os.path.join(ROOT, "artifacts", "onnx"),
+         os.path.join(ROOT, "artifacts", "golden"), kernels_folder)
+
+
+def test_runtime_script_imports_resolve_on_the_host():
+    """Every name the GPU runtime test's script imports exists (a rename cannot hide until the
+    next GPU run)."""
+    import importlib.util
+    import re
+    script = runtime_script("/nonexistent/artifacts", "/nonexistent/cubins")
+    compile(script, "runtime_script", "exec")
+    imports = re.findall(r"from ([\w.]+) import (\w+)", script)
+    assert len(imports) >= 9
+    for module, name in imports:
+        found = (hasattr(importlib.import_module(module), name)
+                 or importlib.util.find_spec(module + "." + name) is not None)
+        assert found, (module, name)
+
+
+def test_cases_and_tile_choices_prepare_on_the_host():
+    """The adversarial cases build, and each tile list the early-out test passes gives a tile
+    exactly when it is not empty."""
+    from runtime.cuda_ops import choose_tile
+    cases = adversarial_cases()
+    assert len(cases) == 11 and len(set(c[0] for c in cases)) == 11
+    for tiles in [(), ((128, 8),), ((32, 4),), ((64, 2),), ((32, 1),)]:
+        for case in [0, 1, 5, 7, 8]:
+            _, logits, hw = cases[case]
+            chosen = choose_tile(logits.shape[1], logits.shape[2], logits.shape[3], hw[0], hw[1],
+                                 tiles)
+            assert (chosen is None) == (tiles == ()), (case, tiles)
+
+
+@pytest.mark.parametrize("api", ["8.2", "10"])
+@pytest.mark.gpu
+def test_gpu_runtime_through_tensorrt_double(kernels, api, tmp_path, monkeypatch):
+    """Real kernels + real pycuda buffers + the TensorRT double (ONNX Runtime inside) vs golden."""
+    import subprocess
+    import sys
+    from conftest import ROOT, TRT_DOUBLE
+    if not os.path.isfile(os.path.join(ROOT, "artifacts", "onnx", "model.onnx")):
+        pytest.skip("needs the host's artifacts (carry artifacts/ to the GPU machine)")
+    script = runtime_script(str(tmp_path / "artifacts"), kernels.folder)
     env = dict(os.environ, TRT_DOUBLE_API=api,
                PYTHONPATH=os.pathsep.join([TRT_DOUBLE, os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE,

@@ -115,13 +115,15 @@ def _strings(path):
 
 
 def _modules_listing(names, at_least=None):
-    """Modules holding a tuple/list/set literal with `at_least` of `names` (default: all)."""
+    """Modules holding a tuple/list/set literal with `at_least` of `names` (default: exactly
+    `names`, nothing else)."""
     found = set()
     for path in _code_modules():
         for node, parent in _strings(path):
             if isinstance(parent, (ast.Tuple, ast.List, ast.Set)):
                 listed = [e.value for e in parent.elts if isinstance(e, ast.Constant)]
-                if len(set(listed) & set(names)) >= (at_least or len(set(names))):
+                if (len(set(listed) & set(names)) >= at_least if at_least
+                        else set(listed) == set(names)):
                     found.add(path)
     return sorted(found)
 

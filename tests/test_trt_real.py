@@ -1,10 +1,15 @@
 """Real NVIDIA TensorRT-family builds through the project's own builder (stages/device/trt_builder):
-fp32 and strongly typed fp16 engines of the embedded model and of a SegFormer-B4-size export
-(random weights, 512x512, 35 labels), with the parsed network's tensor types checked against the
-mixed ONNX graph (islands fp32, the rest fp16). Marked `tensorrt`; skipped unless a real
-`tensorrt` or `tensorrt_rtx_bindings` module imports (never the test double). The models are made
-inside the test run (torch, transformers, onnx, onnxconverter-common). TRT_RUN_LOG=path appends
-one JSON line per build (layers, build seconds, plan size) for docs/device-runs/."""
+fp32 and strongly typed fp16 engines of the embedded model and of a SegFormer-B4-size checkout
+(tools/make_b4_checkout.py: random weights, 512x512, 35 labels), with the parsed network's tensor
+types checked against the mixed ONNX graph (islands fp32, the rest fp16).
+
+Host-side preparation and device calls are split so that the preparation cannot rot unseen: each
+model goes through the chain's own checkout (checkout.write_manifest, the manifest the loader
+reads), export (onnx_export.export_graph, check_and_simplify) and fp16 rewrite, and the
+`test_prepared_*` tests check that everywhere torch and transformers are (marker `host`; the B4 one
+is also `slow`). Only the builds are marked `tensorrt` and skipped unless a real `tensorrt` or
+`tensorrt_rtx_bindings` module imports (never the test double). TRT_RUN_LOG=path appends one JSON
+line per build (layers, build seconds, plan size) for docs/device-runs/."""
 import importlib
 import json
 import os
@@ -13,8 +18,6 @@ import time
 import pytest
 
 from conftest import ROOT
-
-pytestmark = pytest.mark.tensorrt
 
 
 def real_tensorrt():
@@ -29,21 +32,40 @@ def real_tensorrt():
 
 
 TRT = real_tensorrt()
-if TRT is None:
-    pytest.skip("no real TensorRT or TensorRT-RTX module imports here", allow_module_level=True)
+needs_trt = pytest.mark.skipif(TRT is None,
+                               reason="no real TensorRT or TensorRT-RTX module imports here")
+MODELS = [pytest.param("embedded", marks=pytest.mark.host),
+          pytest.param("b4", marks=[pytest.mark.host, pytest.mark.slow])]
+SIZES = {"embedded": 256, "b4": 512}
 
-SEGFORMER_B4 = dict(depths=[3, 8, 27, 3], hidden_sizes=[64, 128, 320, 512], decoder_hidden_size=768,
-                    num_labels=35, num_attention_heads=[1, 2, 5, 8])
+
+def checkout(name, folder):
+    """(checkout folder, manifest) as the chain's checkout link writes it."""
+    import sys
+    from stages.common import files
+    from stages.common.config import load
+    from stages.host.checkout import write_manifest
+    model_cfg = dict(load(os.path.join(ROOT, "pipeline.yaml"))["model"])
+    if name == "b4":
+        sys.path.insert(0, os.path.join(ROOT, "tools"))
+        import make_b4_checkout
+        model_cfg["path"] = os.path.join(folder, "b4")
+        make_b4_checkout.main([model_cfg["path"], "--variant", "b4", "--size", "512"])
+    else:
+        model_cfg["path"] = os.path.join(ROOT, "models", "segformer-tiny-sidewalk")
+    write_manifest(model_cfg, os.path.join(folder, name + ".manifest.json"))
+    return model_cfg["path"], files.read_json(os.path.join(folder, name + ".manifest.json"))
 
 
-def export(model_dir, size, path):
+def export(name, folder):
     from stages.host.onnx_export import check_and_simplify, export_graph
     try:
         import onnxsim  # noqa: F401
         simplify = True
     except Exception:
         simplify = False
-    manifest = {"input": {"height": size, "width": size}, "weights": {"format": "safetensors"}}
+    model_dir, manifest = checkout(name, folder)
+    path = os.path.join(folder, name + ".onnx")
     export_graph(model_dir, manifest, 13, path)
     return check_and_simplify(path, simplify)[0]
 
@@ -64,16 +86,35 @@ def prepared(model):
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
+    """name -> (fp32 bytes, mixed bytes, islands), each made on first use."""
     for name in ("torch", "transformers", "onnx", "onnxconverter_common"):
         pytest.importorskip(name)
-    from transformers import SegformerConfig, SegformerForSemanticSegmentation
-    d = str(tmp_path_factory.mktemp("trt_real"))
-    out = {"embedded": prepared(export(os.path.join(ROOT, "models", "segformer-tiny-sidewalk"), 256,
-                                       os.path.join(d, "embedded.onnx")))}
-    SegformerForSemanticSegmentation(SegformerConfig(**SEGFORMER_B4)).save_pretrained(
-        os.path.join(d, "b4"))
-    out["b4"] = prepared(export(os.path.join(d, "b4"), 512, os.path.join(d, "b4.onnx")))
-    return out
+    folder, made = str(tmp_path_factory.mktemp("trt_real")), {}
+
+    def get(name):
+        if name not in made:
+            made[name] = prepared(export(name, folder))
+        return made[name]
+    return get
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_prepared_models_match_the_chain(models, name):
+    """The exports take the checkout's input size; the mixed graph is fp16 outside the islands
+    and keeps every island output fp32."""
+    import onnx
+    fp32, mixed, islands = models(name)
+    dims = [d.dim_value for d in onnx.load_from_string(fp32).graph.input[0].type.tensor_type
+            .shape.dim]
+    assert dims == [1, 3, SIZES[name], SIZES[name]]
+    types, kinds = onnx_types(mixed), set()
+    island_nodes = set(isl["node"] for isl in islands)
+    for node in onnx.load_from_string(mixed).graph.node:
+        for t in (t for t in node.output if t in types):
+            kinds.add(types[t])
+            if node.name in island_nodes:
+                assert types[t] in ("fp32", "int64", "bool"), (node.name, t, types[t])
+    assert len(islands) > 10 and {"fp16", "fp32"} <= kinds
 
 
 def record(entry):
@@ -99,9 +140,11 @@ def run_build(name, precision, onnx_bytes, islands):
     return plan, info
 
 
-@pytest.mark.parametrize("name", ["embedded", "b4"])
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.tensorrt
+@needs_trt
 def test_fp32_engine_builds(models, name):
-    fp32, _, _ = models[name]
+    fp32, _, _ = models(name)
     plan, info = run_build(name, "fp32", fp32, None)
     assert len(plan) > 1e6 and info["layers"] > 100 and info["precision"] == {"typing": "fp32"}
 
@@ -117,12 +160,14 @@ def onnx_types(mixed_bytes):
     return dict((v.name, names.get(v.type.tensor_type.elem_type, "other")) for v in infos)
 
 
-@pytest.mark.parametrize("name", ["embedded", "b4"])
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.tensorrt
+@needs_trt
 def test_strongly_typed_fp16_keeps_islands_fp32(models, name):
     from stages.device import trt_builder, trt_precision as tp
     from stages.device.trt_progress import BuildState, make_logger
     import onnx
-    _, mixed, islands = models[name]
+    _, mixed, islands = models(name)
     # the converter renames their outputs in the mixed graph
     island_nodes = set(isl["node"] for isl in islands)
     island_outputs = set(t for n in onnx.load_from_string(mixed).graph.node

@@ -12,9 +12,9 @@ import pytest
 
 from conftest import ROOT
 from fold_variants import b4_checkout, variants
-from test_trt_real import TRT, onnx_types, record, run_build
+from test_trt_real import TRT, needs_trt, onnx_types, record, run_build
 
-pytestmark = pytest.mark.tensorrt
+pytestmark = [pytest.mark.tensorrt, needs_trt]
 
 
 @pytest.fixture(scope="module")

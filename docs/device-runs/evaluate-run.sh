@@ -14,5 +14,5 @@ python3 -m doit evaluate 2>&1 | tee -a $O/evaluate-run.log               # host:
 python3 -m doit runtime_check 2>&1 | tail -3 | tee -a $O/evaluate-run.log  # CUDA kernels for this GPU
 export PYTHONPATH=$PWD/tests/doubles/tensorrt_double:$PYTHONPATH TRT_DOUBLE_API=10
 { python3 -m doit build_engine && python3 -m doit evaluate; } 2>&1 | tee -a $O/evaluate-run.log
-cp -r artifacts/evaluate $O/evaluate-artifacts
+cp artifacts/evaluate/report.json $O/evaluate-report.json
 grep -q "engine .*pre/post on the GPU" $O/evaluate-run.log && echo "engine variant ran with GPU pre/post" | tee -a $O/evaluate-run.log

@@ -20,6 +20,10 @@
 //   strong downscale).
 #include <cuda_fp16.h>
 
+#ifndef INFINITY  // nvcc takes it from the host's math.h; NVRTC (tools/kernel_gate.py) has none
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
 #define SAFE_REL 1.9073486328125e-06f  // 2^-19: four times the worst rounding gap, relative
 #define SAFE_ABS 7.888609052210118e-31f  // 2^-100: covers products that underflow
 #define SAFE_MAX 1.2676506002282294e+30f  // 2^100: larger or non-finite logits get no early-out
@@ -347,15 +351,21 @@ __device__ void upsample_argmax_tiles(const T* __restrict__ logits, int classes,
     }
 }
 
-// At most 8 warps; 48 registers, so that five 256-thread blocks fit an SM (one wave at 1080p on
-// an H100). GPUs with fewer threads per SM than 5 x 256 ignore the second bound.
-extern "C" __global__ void __launch_bounds__(256, 5)
+// At most 8 warps. On sm_90 and later 48 registers, so that five 256-thread blocks fit an SM (one
+// wave at 1080p on an H100). On the Jetson GPUs (sm_53 to sm_87) that bound makes ptxas spill 4 to
+// 64 bytes to local memory, so four blocks there: 64 registers, no spill (tools/kernel_gate.py).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#define TILE_MIN_BLOCKS 4
+#else
+#define TILE_MIN_BLOCKS 5
+#endif
+extern "C" __global__ void __launch_bounds__(256, TILE_MIN_BLOCKS)
 upsample_argmax_tiles_f32(const float* logits, int classes, int h, int w, unsigned char* mask,
                           int out_h, int out_w, int tile_w, int tile_h) {
     upsample_argmax_tiles<float>(logits, classes, h, w, mask, out_h, out_w, tile_w, tile_h);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 5)
+extern "C" __global__ void __launch_bounds__(256, TILE_MIN_BLOCKS)
 upsample_argmax_tiles_f16(const __half* logits, int classes, int h, int w, unsigned char* mask,
                           int out_h, int out_w, int tile_w, int tile_h) {
     upsample_argmax_tiles<__half>(logits, classes, h, w, mask, out_h, out_w, tile_w, tile_h);

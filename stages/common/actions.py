@@ -46,10 +46,11 @@ def check_vars(cmdline_vars):
     """Raise ConfigError for a command-line variable no task reads; return the others as the
     overrides stages.common.config.load applies (`config` is the pipeline file, not a key)."""
     from stages.common.schema import VARIABLES
+    from stages.common.settings_file import quote
     for name in sorted(cmdline_vars or {}):
         if name not in VARIABLES:
             raise ConfigError("Unknown variable '%s=' on the command line: known variables are "
-                              "%s." % (name, ", ".join(sorted(VARIABLES))))
+                              "%s." % (quote(name, 60).strip("'\""), ", ".join(sorted(VARIABLES))))
     return dict((k, v) for k, v in (cmdline_vars or {}).items() if k != "config")
 
 
@@ -116,13 +117,26 @@ DEP_FILE = ".doit.json"  # doit's state, one per artifacts folder (dodo.py's DOI
 def prepare_artifacts(artifacts, argv=None):
     """Before doit reads its state: create the artifacts folder, hold its lock (a second run
     waits), remove temp files a killed run left, and refuse a damaged state file."""
-    from stages.common import lock
+    from stages.common import files, lock
+    from stages.common.config import ROOT
     argv = sys.argv if argv is None else argv
+    files.own(ROOT)  # the one rule: writes, locks and cleanup stay inside the project (and out=)
+    created = not os.path.isdir(artifacts)
     os.makedirs(artifacts, exist_ok=True)
+    files.check_owned(artifacts)
+    if created:
+        ignore_all(artifacts)
     if lock.needs_lock(argv):
         lock.acquire(artifacts)
     if lock.doit_command(argv) not in ("list", "help", "tabcompletion"):  # they never read it
         check_dep_file(os.path.join(artifacts, DEP_FILE))
+
+
+def ignore_all(folder):
+    """A `.gitignore` of `*` in an artifacts folder this run created, so an `artifacts:` other
+    than the project's git-ignored `artifacts/` never shows up as untracked files."""
+    from stages.common.files import write_bytes
+    write_bytes(os.path.join(folder, ".gitignore"), b"# written by doit: outputs, not sources\n*\n")
 
 
 def fail_at_load(error):
@@ -134,8 +148,8 @@ def fail_at_load(error):
 
 class Reporter(ConsoleReporter):
     """doit's console reporter, printing our errors as one line instead of a framed block.
-    Only the public reporter API (add_failure) is overridden: it is the same on doit 0.34 and
-    0.37."""
+    Only the public reporter API (add_failure, skip_uptodate) is overridden: it is the same on
+    doit 0.34 and 0.37."""
 
     def add_failure(self, task, fail):
         message = getattr(fail, "message", "") or ""
@@ -143,3 +157,11 @@ class Reporter(ConsoleReporter):
             self.write("error in %s: %s\n" % (task.name, message[len(MARK):]))
             return
         ConsoleReporter.add_failure(self, task, fail)
+
+    def skip_uptodate(self, task):
+        """`-- TASK`, then what the task's meta "up_to_date" ("module:function", args...) returns:
+        e.g. verify's last table, so an up-to-date run still shows its result."""
+        ConsoleReporter.skip_uptodate(self, task)
+        note = (getattr(task, "meta", None) or {}).get("up_to_date")
+        if note:
+            self.write(resolve(note[0])(*note[1:]))

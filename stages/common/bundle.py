@@ -8,6 +8,7 @@ import tarfile
 import time
 
 from stages.common import files, precisions
+from stages.common.errors import ArtifactError
 
 # The device wing only: stages/host/ (torch, transformers) never travels to the device.
 CODE_DIRS = ("stages/common", "stages/device", "runtime")
@@ -59,13 +60,19 @@ def _readable(info):
 
 def run_bundle(cfg, layout):
     names = bundle_inputs(cfg, layout)
+    odd = [n for n in names if not os.path.isfile(n)]  # a FIFO or a dangling link
+    if odd:
+        raise ArtifactError("%s is not a regular file: the bundle takes files (a symlink is "
+                            "followed and its target packed); replace it with the real file."
+                            % odd[0])
     manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "files": dict((n, files.sha256_file(n)) for n in names),
                 "device_steps": ["pip3 install -r requirements-device.txt", "doit build_engine",
                                  "doit runtime_check", "doit verify", "doit infer image=examples/",
                                  "doit evaluate"]}
     with files.atomic_path(layout.bundle, suffix=".tar.gz") as tmp:
-        with tarfile.open(tmp, "w:gz") as tar:
+        # dereference: a symlinked example image travels as the file it points at
+        with tarfile.open(tmp, "w:gz", dereference=True) as tar:
             for n in names:
                 tar.add(n, arcname=os.path.join("segformer-trt", n), recursive=False,
                         filter=_readable)

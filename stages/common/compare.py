@@ -2,8 +2,15 @@
 metric)."""
 import numpy as np
 
+from runtime.finite import nonfinite, require_finite  # noqa: F401  (the one finite check)
+
 
 def abs_diff(actual, expected):
+    """max/mean |actual - expected|; NaN or infinity in either is refused (callers check each
+    side first with their own sentence; this is the net under them)."""
+    for side, values in (("compared", actual), ("reference", expected)):
+        require_finite(values, "The %s values hold %%s numbers: a comparison with them could "
+                               "never fail; find what produced them." % side)
     d = np.abs(np.asarray(actual, np.float64) - np.asarray(expected, np.float64))
     return {"max_abs": float(d.max()), "mean_abs": float(d.mean())}
 

@@ -4,11 +4,14 @@ dodo.py's load (before doit reads its state file) until the process exits. A sec
 same folder says so in one line and waits; it then reads the first run's final state, so the
 links the first run made are up to date for it. Commands that only read (list, info, help,
 dumpdb) take no lock. Once the lock is held, temp files a killed run left are removed."""
+import errno
 import fcntl
 import os
+import stat
 import sys
 import time
 
+from runtime.errors import PipelineError
 from runtime.files import remove_stale_temps
 
 LOCK_NAME = ".doit.json.lock"  # beside doit's state file, which it guards (with the artifacts)
@@ -29,14 +32,30 @@ def needs_lock(argv):
     return doit_command(argv) not in READ_ONLY_COMMANDS
 
 
+def _open_lock(path):
+    """The lock file, opened without following a symlink (a link would make doit write its pid
+    into the file it points at) and only if it is a regular file."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EMLINK):
+            raise PipelineError("%s is a symlink: doit makes its own lock file there; delete the "
+                                "link." % path)
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PipelineError("%s is not a regular file: doit makes its own lock file there; "
+                            "delete it." % path)
+    return os.fdopen(fd, "a+")
+
+
 def acquire(artifacts, out=None):
     """Hold the lock of `artifacts` for this process (waiting for another run if needed), then
     remove stale temp files. Returns the paths removed. OSError (read-only folder) propagates."""
     if artifacts in _held:
         return []
     out = out or sys.stderr
-    path = os.path.join(artifacts, LOCK_NAME)
-    f = open(path, "a+")
+    f = _open_lock(os.path.join(artifacts, LOCK_NAME))
     try:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except (IOError, OSError):

@@ -6,6 +6,11 @@ from stages.common.precisions import names as precision_names  # the precision t
 
 # rtx: TensorRT-RTX (11.1 table)
 TRT_TARGETS = ("8.0", "8.2", "8.4", "8.5", "8.6", "10", "11", "rtx")
+# engine.keep_fp32: the layer groups stages/host/precision.py finds (precision_groups)
+PRECISION_GROUPS = ("LayerNorm", "Softmax")
+# The bounds table: every number's sane range (a limit that can never fail, or a size no machine
+# has, is refused). Tests check that every int and float key has both bounds.
+ABS_LIMIT = 1e3       # an abs-error limit above this could never fail (logits are O(10))
 # the same tuple as stages.device.evaluate_data.LAYOUTS
 LABEL_LAYOUTS = ("auto", "indices", "sidewalk", "cityscapes")
 
@@ -30,10 +35,14 @@ def _fraction(default):
     return Key("float", default, minimum=0, maximum=1)
 
 
+def _abs(default):
+    return Key("float", default, minimum=0, maximum=ABS_LIMIT)
+
+
 def _thresholds(input_max_abs, logits_max_abs, logits_mean_abs, mask_agreement, miou):
-    return {"input_max_abs": Key("float", input_max_abs, minimum=0),
-            "logits_max_abs": Key("float", logits_max_abs, minimum=0),
-            "logits_mean_abs": Key("float", logits_mean_abs, minimum=0),
+    return {"input_max_abs": _abs(input_max_abs),
+            "logits_max_abs": _abs(logits_max_abs),
+            "logits_mean_abs": _abs(logits_mean_abs),
             "mask_agreement": _fraction(mask_agreement),
             "miou": _fraction(miou)}
 
@@ -51,24 +60,24 @@ SCHEMA = {
         "overlay_alpha": _fraction(0.5),
     },
     "onnx": {
-        "opset": Key("int", 13, minimum=7),
+        "opset": Key("int", 13, minimum=7, maximum=23),
         "simplify": Key("bool", True),
         "target_tensorrt": Key("choice", "8.2", choices=TRT_TARGETS),
-        "max_abs": Key("float", 1e-3, minimum=0),
+        "max_abs": _abs(1e-3),
         "mask_agreement": _fraction(0.999),
         "fold": Key("bool", True),  # issue 22: fold the decode head's fuse conv + BatchNorm
         # issue 22: LayerNormalization as one node (opset 17) where the target parses it
         "layer_norm": Key("choice", "auto", choices=("auto", "decomposed", "native")),
     },
     "precision": {  # the precision link: fp32 islands, mixed model, fp16 preview
-        "margin": Key("float", 4.0, minimum=1),
+        "margin": Key("float", 4.0, minimum=1, maximum=1000),
         "budget_minutes": Key("float", 10.0, minimum=0.1, maximum=1440),
         "budget_mb": Key("int", 6000, minimum=500, maximum=1048576),
     },
     "engine": {
         "precision": Key("choice", "fp16", choices=precision_names),
-        "workspace_mb": Key("int", 1024, minimum=16),
-        "keep_fp32": Key("strs", ["LayerNorm", "Softmax"]),
+        "workspace_mb": Key("int", 1024, minimum=16, maximum=1 << 18),  # 256 GB
+        "keep_fp32": Key("strs", ["LayerNorm", "Softmax"], choices=PRECISION_GROUPS),
         "timing_cache": Key("bool", True),
     },
     "verify": {
@@ -82,14 +91,14 @@ SCHEMA = {
         "alpha": _fraction(0.5),
         "mode": Key("choice", "both", choices=("overlay", "mask", "both")),
         "backend": Key("choice", "auto", choices=backend_names),
-        "n": Key("int", None, optional=True, minimum=1),
+        "n": Key("int", None, optional=True, minimum=1, maximum=10 ** 9),
         "sequential": Key("bool", False),
-        "max_megapixels": Key("float", 80.0, minimum=0.01),
+        "max_megapixels": Key("float", 80.0, minimum=0.01, maximum=1000),
     },
     "bench": {
         "image": Key("path", "examples/street_1920x1080.jpg"),
-        "iterations": Key("int", 50, minimum=1),
-        "warmup": Key("int", 5, minimum=0),
+        "iterations": Key("int", 50, minimum=1, maximum=10 ** 6),
+        "warmup": Key("int", 5, minimum=0, maximum=10 ** 4),
         "backend": Key("choice", "auto", choices=backend_names),
         "cpu": Key("bool", True),
     },

@@ -9,6 +9,7 @@ import numpy as np
 
 from stages.device import settings as device
 from stages.common import files
+from stages.common.userpath import shown
 
 TARGETS = {"postprocess_speedup_min": 30.0, "preprocess_speedup_min": 10.0,
            "prepost_share_of_engine_max": 0.05,
@@ -63,6 +64,17 @@ def synthetic_case(classes=35, size=(1080, 1920), logits_hw=(128, 128), seed=0):
     return image, logits
 
 
+def kernel_case():
+    """The 1080p frame and 35x128x128 logits on the GPU (GpuPipeline), with the sidecar-like
+    metadata the pipeline needs."""
+    image, logits = synthetic_case()
+    meta = {"input": {"shape": [1, 3, 512, 512]}, "output": {"shape": list(logits.shape)},
+            "palette": [[0, 0, 0]] * logits.shape[1],
+            "preprocess": {"scale": 1 / 255.0, "mean": [0.485, 0.456, 0.406],
+                           "std": [0.229, 0.224, 0.225], "pass_order": "pillow13"}}
+    return image, logits, meta
+
+
 def kernel_ratios(layout, n, warmup, engine_infer_ms=None):
     """GPU pre/post kernels vs the CPU reference path, alternated in one run (or None without a
     GPU)."""
@@ -72,52 +84,55 @@ def kernel_ratios(layout, n, warmup, engine_infer_ms=None):
         return None
     from runtime import reference
     from runtime.gpu_pipeline import GpuPipeline
-    image, logits = synthetic_case()
-    meta = {"input": {"shape": [1, 3, 512, 512]}, "output": {"shape": list(logits.shape)},
-            "palette": [[0, 0, 0]] * logits.shape[1],
-            "preprocess": {"scale": 1 / 255.0, "mean": [0.485, 0.456, 0.406],
-                           "std": [0.229, 0.224, 0.225], "pass_order": "pillow13"}}
+    image, logits, meta = kernel_case()
     gpu = GpuPipeline(kernels, meta)
     gpu.upload_logits(logits)
     gpu.upload(image)
-    sync = gpu.stream.synchronize
+    pre, cpu_n = meta["preprocess"], max(3, n // 5)
 
-    def run(*steps):
-        def fn():
-            for step in steps:
-                step()
-            sync()
-        return fn
+    def synced(step):
+        return lambda: (step(), gpu.stream.synchronize())
 
-    pre = meta["preprocess"]
     res = {"image": "1920x1080", "logits": "x".join(map(str, logits.shape)),
-           "gpu_upload_ms": percentiles(timed(run(lambda: gpu.upload(image)), n, warmup)),
-           "gpu_preprocess_ms": percentiles(timed(run(gpu.preprocess), n, warmup)),
-           "gpu_postprocess_ms": percentiles(timed(run(gpu.postprocess), n, warmup)),
+           "gpu_upload_ms": percentiles(timed(synced(lambda: gpu.upload(image)), n, warmup)),
+           "gpu_preprocess_ms": percentiles(timed(synced(gpu.preprocess), n, warmup)),
+           "gpu_postprocess_ms": percentiles(timed(synced(gpu.postprocess), n, warmup)),
            "gpu_download_ms": percentiles(timed(gpu.download_mask, n, warmup)),
            "cpu_preprocess_ms": percentiles(timed(lambda: reference.preprocess(
-               image, 512, 512, pre["mean"], pre["std"], pre["scale"]), max(3, n // 5), 1)),
+               image, 512, 512, pre["mean"], pre["std"], pre["scale"]), cpu_n, 1)),
            "cpu_postprocess_ms": percentiles(timed(lambda: reference.upsample_argmax(
-               logits, 1080, 1920), max(3, n // 5), 1))}
+               logits, 1080, 1920), cpu_n, 1))}
+    res.update(speedups(res, engine_infer_ms))
+    res.update(early_out_on_gpu(gpu, layout, n))
+    return res
+
+
+def speedups(res, engine_infer_ms):
+    """The GPU/CPU ratios from the p50s (the GPU side with its upload / download)."""
     p50 = dict((k, v["p50"]) for k, v in res.items() if k.endswith("_ms"))
-    res["preprocess_speedup"] = p50["cpu_preprocess_ms"] / (p50["gpu_upload_ms"]
-                                                            + p50["gpu_preprocess_ms"])
-    res["postprocess_speedup"] = p50["cpu_postprocess_ms"] / (p50["gpu_postprocess_ms"]
-                                                              + p50["gpu_download_ms"])
-    res["speedups_include"] = ("the GPU side includes the image upload (pre) and the mask download "
-                               "(post)")
+    out = {"preprocess_speedup": p50["cpu_preprocess_ms"] / (p50["gpu_upload_ms"]
+                                                             + p50["gpu_preprocess_ms"]),
+           "postprocess_speedup": p50["cpu_postprocess_ms"] / (p50["gpu_postprocess_ms"]
+                                                               + p50["gpu_download_ms"]),
+           "speedups_include": ("the GPU side includes the image upload (pre) and the mask "
+                                "download (post)")}
     if engine_infer_ms:
-        res["prepost_share_of_engine"] = ((p50["gpu_preprocess_ms"] + p50["gpu_postprocess_ms"])
+        out["prepost_share_of_engine"] = ((p50["gpu_preprocess_ms"] + p50["gpu_postprocess_ms"])
                                           / engine_infer_ms)
-    # issue 16: the early-out vs every class at every pixel, same run
+    return out
+
+
+def early_out_on_gpu(gpu, layout, n):
+    """issue 16: the early-out vs every class at every pixel, same run, on the synthetic logits
+    already uploaded and on the model's own (golden) logits where they exist."""
     from runtime import benchmarks
-    res["gpu_postprocess_early_vs_full"] = benchmarks.gpu_post(gpu, n=max(20, n), warmup=5)
+    out = {"gpu_postprocess_early_vs_full": benchmarks.gpu_post(gpu, n=max(20, n), warmup=5)}
     real = realistic_logits(layout)
     if real is not None:
         gpu.upload_logits(real)
-        res["gpu_postprocess_early_vs_full_realistic"] = benchmarks.gpu_post(gpu, n=max(20, n),
-                                                                             warmup=5)
-    return res
+        out["gpu_postprocess_early_vs_full_realistic"] = benchmarks.gpu_post(
+            gpu, n=max(20, n), warmup=5)
+    return out
 
 
 def realistic_logits(layout):
@@ -140,6 +155,7 @@ def stream_fps(seg, image_path, frames):
     from runtime.stream import compare_modes
     from stages.device.infer import write_outputs
     out = tempfile.mkdtemp(prefix="bench-stream-")
+    files.own(out)  # made here, removed below: ours to write in
 
     def make_frames():
         return (np.roll(read_image(image_path), 8 * i, axis=1) for i in range(frames))
@@ -153,87 +169,73 @@ def stream_fps(seg, image_path, frames):
         shutil.rmtree(out, ignore_errors=True)
 
 
+def scaled(n, warmup):
+    """How much of each part `doit bench n=N` runs: every part scales with n, so n=5 is a quick
+    look (seconds) and the default n=50 the full measurement."""
+    return {"iterations": n, "warmup": min(warmup, n), "stream_frames": max(2, n),
+            "cpu_post": max(1, n // 10), "cpu_post_warmup": 1 if n >= 10 else 0,
+            "cpu_compare": max(1, n // 5), "cpu_compare_warmup": min(2, max(1, n // 10)),
+            "fold": max(5, n // 2)}  # the fold comparison keeps its own floor (issue 22)
+
+
+def part(report, name, fn, *args):
+    """fn(*args), its wall time kept in report["seconds"][name] (what each part costs)."""
+    t0 = time.perf_counter()
+    out = fn(*args)
+    report["seconds"][name] = time.perf_counter() - t0
+    return out
+
+
 def run_bench(cfg, layout, cpu_compare=None, fold_compare=None):
-    """cpu_compare: "module:function" of the host wing's ONNX Runtime vs PyTorch comparison
-    (dodo names it on a host with torch), or None on the device."""
+    """cpu_compare, fold_compare: "module:function" of the host wing's comparisons (dodo names
+    them on a host with torch), or None on the device (host_comparisons)."""
+    from runtime import benchmarks
     from stages.device import doctor
     from stages.device.select import describe, open_runtime
-    n, warmup = cfg["bench"]["iterations"], cfg["bench"]["warmup"]
+    n, image = cfg["bench"]["iterations"], cfg["bench"]["image"]
+    plan = scaled(n, cfg["bench"]["warmup"])
+    warmup = plan["warmup"]
     conditions = doctor.bench_conditions(layout, cfg["engine"])
     warning = doctor.jetson_clocks_warning(conditions)
     if warning:
         print(warning)
     t0 = time.perf_counter()
     seg = open_runtime(layout, cfg["bench"]["backend"])
-    load_ms = 1000.0 * (time.perf_counter() - t0)
-    fp = device.fingerprint()
-    report = {"device": fp, "runtime": describe(seg), "image": cfg["bench"]["image"],
-              "iterations": n,
-              "warmup": warmup, "targets": TARGETS, "load_ms": load_ms, "conditions": conditions}
-    report["pipeline"] = pipeline_bench(seg, cfg["bench"]["image"], n, warmup)
+    report = {"device": device.fingerprint(), "runtime": describe(seg), "image": image,
+              "iterations": n, "warmup": warmup, "plan": plan, "targets": TARGETS,
+              "load_ms": 1000.0 * (time.perf_counter() - t0), "conditions": conditions}
+    report["seconds"] = {"load": report["load_ms"] / 1000.0}
+    report["pipeline"] = part(report, "pipeline", pipeline_bench, seg, image, n, warmup)
     engine_ms = report["pipeline"]["infer"]["p50"] if seg.backend.needs_engine else None
-    report["kernels_vs_cpu"] = kernel_ratios(layout, n, warmup, engine_ms)
+    report["kernels_vs_cpu"] = part(report, "kernels", kernel_ratios, layout, n, warmup, engine_ms)
     # issue 16: CPU post full vs early-out, stream sequential vs pipelined
-    from runtime import benchmarks
-    report["cpu_postprocess_early_vs_full"] = benchmarks.cpu_post(synthetic_case()[1], 1080, 1920,
-                                                                  n=max(3, n // 10))
-    report["stream"] = stream_fps(seg, cfg["bench"]["image"], max(10, n))
+    report["cpu_postprocess_early_vs_full"] = part(
+        report, "cpu_post", benchmarks.cpu_post, synthetic_case()[1], 1080, 1920,
+        plan["cpu_post"], plan["cpu_post_warmup"])
+    report["stream"] = part(report, "stream", stream_fps, seg, image, plan["stream_frames"])
     if seg.backend.needs_engine:
-        report["trtexec"] = doctor.trtexec_crosscheck(seg.backend.source, n)
-    if cpu_compare is not None and cfg["bench"]["cpu"] and os.path.isfile(layout.manifest):
-        from stages.common.actions import resolve
-        report["cpu_backends"] = resolve(cpu_compare)(cfg, layout, max(5, n // 2), 2)
-    if fold_compare is not None and os.path.isfile(layout.onnx_sidecar):  # issue 22, host only
-        from stages.common.actions import resolve
-        report["fold"] = resolve(fold_compare)(cfg, layout, max(5, n // 2), 2)
-    path = os.path.join(layout.bench_dir, device.slug(fp) + ".json")
+        report["trtexec"] = part(report, "trtexec", doctor.trtexec_crosscheck,
+                                 seg.backend.source, n)
+    host_comparisons(report, cfg, layout, cpu_compare, fold_compare)
+    path = os.path.join(layout.bench_dir, device.slug(report["device"]) + ".json")
     files.write_json(path, report)
     print_summary(report, path)
 
 
+def host_comparisons(report, cfg, layout, cpu_compare, fold_compare):
+    """On a host with torch ("module:function" names from dodo, None on the device): ONNX
+    Runtime vs PyTorch eager (bench.cpu), and the folded vs unfolded model (issue 22)."""
+    from stages.common.actions import resolve
+    plan = report["plan"]
+    runs = (plan["cpu_compare"], plan["cpu_compare_warmup"])
+    if cpu_compare is not None and cfg["bench"]["cpu"] and os.path.isfile(layout.manifest):
+        report["cpu_backends"] = part(report, "cpu_backends", resolve(cpu_compare), cfg, layout,
+                                      *runs)
+    if fold_compare is not None and os.path.isfile(layout.onnx_sidecar):
+        report["fold"] = part(report, "fold", resolve(fold_compare), cfg, layout, plan["fold"],
+                              runs[1])
+
+
 def print_summary(r, path):
-    p = r["pipeline"]
-    print("bench: %s, pre/post on the %s, %s, %d iterations" % (
-        r["runtime"]["backend"], r["runtime"]["pre_post"].upper(), r["image"], r["iterations"]))
-    for k in sorted(k for k in p if k != "fps"):
-        print("  %-12s p50 %8.2f  p90 %8.2f  p99 %8.2f ms" % (
-            k, p[k]["p50"], p[k]["p90"], p[k]["p99"]))
-    print("  FPS (p50 of total): %.1f; loading the model (deserialize, buffers, kernels) took "
-          "%.0f ms" % (p["fps"], r["load_ms"]))
-    k = r.get("kernels_vs_cpu")
-    if k:
-        print("  GPU vs CPU at %s, logits %s: preprocess %.1fx, postprocess %.1fx faster (with "
-              "transfers)" % (
-                  k["image"], k["logits"], k["preprocess_speedup"], k["postprocess_speedup"]))
-        if "prepost_share_of_engine" in k:
-            print("  GPU pre+post kernels = %.1f%% of engine inference" % (
-                100 * k["prepost_share_of_engine"]))
-    g, c, st = ((k or {}).get("gpu_postprocess_early_vs_full"), r["cpu_postprocess_early_vs_full"],
-                r["stream"])
-    gr = (k or {}).get("gpu_postprocess_early_vs_full_realistic")
-    for where, e in (("GPU", g), ("GPU, golden logits at 128x128", gr), ("CPU", c)):
-        if e:
-            print("  post-processing on the %s, 1080p: full p50 %.3f ms, early-out %.3f ms "
-                  "(%.1fx), masks %s" % (
-                      where, e["full_ms"]["p50"], e["early_ms"]["p50"], e["speedup"],
-                      "identical" if e["identical"] else "DIFFER"))
-    print("  stream (%d frames): sequential %.1f FPS, pipelined %.1f FPS (%.2fx), outputs %s" % (
-        st["pipelined"]["frames"], st["sequential"]["fps"], st["pipelined"]["fps"], st["speedup"],
-        "identical" if st["identical"] else "DIFFER"))
-    t = r.get("trtexec")
-    if t and "gpu_compute_median_ms" in t:
-        print("  trtexec --loadEngine (TensorRT's own timing): GPU compute median %.2f ms vs this "
-              "runtime's infer p50 %.2f ms" % (t["gpu_compute_median_ms"], p["infer"]["p50"]))
-    elif t:
-        print("  trtexec cross-check failed: %s" % t.get("error"))
-    cond = r["conditions"]
-    print("  conditions: %s, power mode %s, jetson_clocks %s, temperatures %s" % (
-        cond.get("board") or "not a Jetson", cond.get("power_mode"), cond.get("jetson_clocks"),
-        cond.get("temperatures_c") or "-"))
-    c = r.get("cpu_backends")
-    if c:
-        print("  CPU: ONNX Runtime p50 %.1f ms vs PyTorch eager %.1f ms (%.2fx)" % (
-            c["onnxruntime_ms"]["p50"], c["torch_eager_ms"]["p50"], c["onnxruntime_vs_torch"]))
-    if r.get("fold"):
-        print("  " + r["fold"].get("summary", r["fold"].get("error", "")))
-    print("bench: wrote %s" % path)
+    from stages.device.report import summary_lines
+    print("\n".join(summary_lines(r) + ["bench: wrote %s" % shown(path)]))

@@ -5,23 +5,28 @@ written only when something was."""
 import errno
 import os
 import tempfile
+import time
 
+from stages.common import files
 from stages.common.errors import ArtifactError, ConfigError, ImageError
+from stages.common.userpath import shown
 
 
 def check_folder(out):
     """Create out= if needed and prove it writable with a probe file; one sentence otherwise."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise ConfigError("out=%s is a file: give a folder for the results (it is created if "
-                          "needed)." % out)
+                          "needed)." % shown(out))
+    files.own(out)  # ours to write in (and to clean our own temps from), symlinked or not
     try:
         os.makedirs(out, exist_ok=True)
+        files.remove_stale_temps(out, time.time(), depth=1)  # a killed infer's temp video
         fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=out)
         os.close(fd)
         os.remove(probe)
     except OSError as e:
         raise ArtifactError("out=%s cannot be written (%s): choose a writable folder with "
-                            "out=DIR." % (out, _reason(e)))
+                            "out=DIR." % (shown(out), _reason(e)))
 
 
 def _reason(e):
@@ -59,10 +64,15 @@ def unique_stems(paths):
 
 
 def failure(failed, done, out):
-    """The closing error when some inputs could not be read (ImageError)."""
+    """The closing error when some inputs could not be read (ImageError); `failed` is the list of
+    their paths (a single one is named)."""
+    if len(failed) == 1 and not done:
+        return ImageError("%s could not be read (see the skipped line above); nothing was "
+                          "written: replace it." % failed[0])
+    failed = len(failed)
     total = failed + done
     if done:
         return ImageError("%d of %d inputs could not be read (listed above as skipped); the other "
-                          "%d were written to %s." % (failed, total, done, out))
+                          "%d were written to %s." % (failed, total, done, shown(out)))
     return ImageError("None of the %d inputs could be read (listed above as skipped); nothing was "
                       "written: replace or remove them." % total)

@@ -9,6 +9,8 @@ from stages.common import files
 from stages.common.errors import DeviceError
 from stages.common.layout import kernel_sources
 
+# nvcc's options besides -cubin and -arch (tools/kernel_gate.py gives the same ones to NVRTC/ptxas)
+NVCC_FLAGS = ("-O3",)
 
 
 def find_nvcc():
@@ -36,7 +38,8 @@ def compile_kernels(out_dir, arch):
             continue
         nvcc = nvcc or find_nvcc()
         with files.atomic_path(cubin, suffix=".cubin") as tmp:
-            proc = subprocess.Popen([nvcc, "-cubin", "-arch=" + arch, "-O3", "-o", tmp, src],
+            cmd = [nvcc, "-cubin", "-arch=" + arch] + list(NVCC_FLAGS) + ["-o", tmp, src]
+            proc = subprocess.Popen(cmd,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     universal_newlines=True)
             log = proc.communicate()[0]

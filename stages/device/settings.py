@@ -32,8 +32,10 @@ def engine_settings(engine_cfg, layout):
 
 
 def engine_present(layout):
-    """A doit uptodate callable: False when this device's engine file is missing."""
-    return lambda task, values: built_engine(layout) is not None
+    """A doit uptodate check: False when this device's engine file is missing."""
+    from stages.common.uptodate import Check
+    return Check(lambda: "this device's engine is not built yet (%s)" % engine_folder(layout).path,
+                 lambda: built_engine(layout) is not None)
 
 
 def check_settings(layout, cfg):

@@ -1,5 +1,6 @@
 """doit verify: check each golden image through the runtime in three layers, so a failure
 points at its cause: (a) pre-processing, (b) the backend's logits, (c) the end-to-end mask."""
+import json
 import os
 
 import numpy as np
@@ -22,7 +23,13 @@ def check_case(seg, rec, image):
     check_shapes(seg.backend, golden_tensor, golden_logits, rec)
     row = {"image": rec["source"]}
     row["input_max_abs"] = compare.abs_diff(seg.preprocess(image), golden_tensor)["max_abs"]
-    d = compare.abs_diff(seg.backend.infer(golden_tensor), golden_logits)
+    logits = seg.backend.infer(golden_tensor)
+    compare.require_finite(logits, "The %s backend produces %%s logits on %s (%s): the engine or "
+                           "its weights are damaged, or fp16 overflows; rebuild it with `doit "
+                           "build_engine`, or set engine.precision: fp32." % (
+                               getattr(seg.backend, "name", "runtime"), rec["source"],
+                               getattr(seg.backend, "source", "its model")))
+    d = compare.abs_diff(logits, golden_logits)
     row["logits_max_abs"], row["logits_mean_abs"] = d["max_abs"], d["mean_abs"]
     mask = seg.segment(image).mask
     row.update(compare.mask_metrics(mask, golden_mask, seg.labels))
@@ -50,23 +57,43 @@ def failures(row, limits):
     return out
 
 
-def picture(image, mask, golden_mask, seg):
-    """golden | runtime | disagreement (red) side by side, at most 1800 px wide."""
+def picture(image, mask, golden_mask, seg, width=1800):
+    """golden | runtime | disagreement (red) side by side, at most `width` px wide. The panels are
+    made at their final size (so the class legends stay readable), under a title band whose text
+    scales with the panels; with no disagreement the third panel says so."""
     import cv2
     from runtime.segmenter import overlay
-    g = overlay(image, golden_mask, 0.5, seg.labels, seg.palette)
-    r = overlay(image, mask, 0.5, seg.labels, seg.palette)
-    diff = (image * 0.35).astype(np.uint8)
-    diff[mask != golden_mask] = (0, 0, 255)
-    strip = np.concatenate([g, r, diff], axis=1)
-    scale = min(1.0, 1800.0 / strip.shape[1])
-    if scale < 1.0:
-        strip = cv2.resize(strip, (int(strip.shape[1] * scale), int(strip.shape[0] * scale)),
-                           interpolation=cv2.INTER_AREA)
-    for k, text in enumerate(("golden", "runtime", "disagreement")):
-        cv2.putText(strip, text, (int(k * strip.shape[1] / 3) + 8, strip.shape[0] - 12),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
+    scale = min(1.0, width / 3.0 / image.shape[1])
+    size = (max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    masks = [cv2.resize(m, size, interpolation=cv2.INTER_NEAREST) for m in (golden_mask, mask)]
+    panels = [overlay(small, m, 0.5, seg.labels, seg.palette) for m in masks]
+    diff = (small * 0.35).astype(np.uint8)
+    differ = int(np.count_nonzero(mask != golden_mask))
+    diff[masks[1] != masks[0]] = (0, 0, 255)
+    if not differ:
+        _centered(diff, "no disagreement", size[1] // 2)
+    band = np.zeros((max(24, size[0] // 14), size[0] * 3, 3), np.uint8)
+    titles = ("golden", "runtime", "disagreement: %d px (%.3f%%)" % (
+        differ, 100.0 * differ / mask.size) if differ else "disagreement: none")
+    for k, text in enumerate(titles):
+        _text(band, text, k * size[0] + 8, band.shape[0] * 3 // 4, band.shape[0] / 40.0)
+    strip = np.concatenate([band, np.concatenate(panels + [diff], axis=1)], axis=0)
     return cv2.imencode(".jpg", strip, [cv2.IMWRITE_JPEG_QUALITY, 88])[1].tobytes()
+
+
+def _text(image, text, x, y, scale):
+    import cv2
+    cv2.putText(image, text, (int(x), int(y)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                max(1, int(round(2 * scale))), cv2.LINE_AA)
+
+
+def _centered(image, text, y):
+    """`text` across the middle of `image`, as large as fits in 80 % of its width."""
+    import cv2
+    width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2)[0][0]
+    scale = 0.8 * image.shape[1] / width
+    _text(image, text, image.shape[1] * 0.1, y, scale)
 
 
 def run_verify(cfg, layout, backend=None):
@@ -101,13 +128,30 @@ def run_verify(cfg, layout, backend=None):
 
 
 def print_table(report):
+    print("\n".join(table_lines(report)))
+
+
+def table_lines(report):
     rt = report["runtime"]
-    print("verify: backend %s (%s), pre/post on the %s, %s thresholds" % (
-        rt["backend"], rt["model"], rt["pre_post"].upper(), report["precision"]))
-    print("  %-32s %10s %10s %10s %9s %7s  %s" % (
-        "image", "(a) input", "(b) max", "(b) mean", "(c) agree", "mIoU", "result"))
+    lines = ["verify: backend %s (%s), pre/post on the %s, %s thresholds" % (
+        rt["backend"], rt["model"], rt["pre_post"].upper(), report["precision"]),
+        "  %-32s %10s %10s %10s %9s %7s  %s" % (
+            "image", "(a) input", "(b) max", "(b) mean", "(c) agree", "mIoU", "result")]
     for r in report["images"]:
-        print("  %-32s %10.2e %10.2e %10.2e %8.4f%% %7.4f  %s" % (
+        lines.append("  %-32s %10.2e %10.2e %10.2e %8.4f%% %7.4f  %s" % (
             os.path.basename(r["image"])[:32], r["input_max_abs"], r["logits_max_abs"],
             r["logits_mean_abs"],
             100 * r["mask_agreement"], r["miou"], "FAIL" if r["failures"] else "ok"))
+    return lines
+
+
+def last_report(path):
+    """What an up-to-date `doit verify` prints (stages.common.actions.Reporter): that nothing
+    changed since the last run, and that run's table from its report."""
+    head = ("verify: up to date: nothing it checks (golden files, model, engine, backend, "
+            "thresholds) changed since the last run, whose report is %s:" % path)
+    try:
+        with open(path) as f:
+            return "\n".join([head] + table_lines(json.load(f))) + "\n"
+    except (OSError, ValueError, KeyError, TypeError):
+        return head[:-1] + " (unreadable: delete it to rerun verify).\n"

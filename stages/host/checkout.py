@@ -77,6 +77,7 @@ def fetch(repo_id, revision, model_dir, allow_pickle):
 
 def _read_json(model_dir, name):
     path = os.path.join(model_dir, name)
+    weights_check.require_regular(path, model_dir)
     if not os.path.isfile(path):
         raise CheckoutError("%s is missing from %s: the checkout is incomplete; clone the model "
                             "again." % (name, model_dir))
@@ -199,7 +200,8 @@ def model_files(model_dir):
         return []
     keep = (CONFIG, PREPROCESSOR)
     return [os.path.join(model_dir, n) for n in sorted(os.listdir(model_dir))
-            if n in keep or n.endswith((".safetensors", ".bin", ".safetensors.index.json"))]
+            if (n in keep or n.endswith((".safetensors", ".bin", ".safetensors.index.json")))
+            and os.path.isfile(os.path.join(model_dir, n))]  # never a FIFO: doit would hash it
 
 
 def load_model(model_dir, manifest, allow_pickle):
@@ -217,6 +219,9 @@ def load_model(model_dir, manifest, allow_pickle):
     if gone:
         raise CheckoutError("%s no longer has %s (the checkout changed since `doit checkout`): run "
                             "`doit checkout`." % (model_dir, gone[0]))
+    _recheck(model_dir, manifest)
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # "Loading weights: 0%|..." is not ours to print
     try:
         model, info = family(model_dir).load(model_dir, fmt == "safetensors")
     except (OSError, ValueError, RuntimeError) as e:
@@ -228,6 +233,19 @@ def load_model(model_dir, manifest, allow_pickle):
                             "config.json; restore it and run `doit checkout`." % (
                                 model_dir, sorted(info["missing_keys"])[0]))
     return model.eval()
+
+
+def _recheck(model_dir, manifest):
+    """The weight files must still be the ones `doit checkout` validated (a pickle swapped in
+    later is never unpickled): their sha256 against the manifest, before any load."""
+    recorded = manifest.get("sha256") if isinstance(manifest.get("sha256"), dict) else {}
+    for name in manifest["weights"]["files"]:
+        path = os.path.join(model_dir, name)
+        weights_check.require_regular(path, model_dir)
+        if recorded.get(name) != files.sha256_file(path):
+            raise CheckoutError("%s changed since `doit checkout` validated it (its sha256 differs "
+                                "from the one in the checkout manifest): run `doit checkout` to "
+                                "validate it again." % path)
 
 
 def load_processor(model_dir):

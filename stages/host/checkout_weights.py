@@ -3,6 +3,7 @@ tensor's dtype, shape and byte range, the file's exact size), Git LFS pointers, 
 and the segmentation head (decode_head.*, with one output per label). Part of the checkout link."""
 import json
 import os
+import stat
 import struct
 
 from stages.common.errors import CheckoutError
@@ -10,10 +11,20 @@ from stages.common.errors import CheckoutError
 LFS_MAGIC = b"version https://git-lfs.github.com/spec/v1"
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
                "U8": 1, "U16": 2, "U32": 4, "U64": 8, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+FLOAT_VIEWS = {"F64": "<f8", "F32": "<f4", "F16": "<f2"}  # safetensors is little-endian
 HEAD, CLASSIFIER, ENCODER = "decode_head.", "decode_head.classifier.weight", "segformer."
 
 
+def require_regular(path, model_dir):
+    """A checkout file must be a regular file (after symlinks): reading a FIFO or a device would
+    block or never end."""
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        raise CheckoutError("%s is not a regular file (a FIFO, a device or a folder): put the real "
+                            "file in %s." % (path, model_dir))
+
+
 def reject_lfs_pointer(path, model_dir):
+    require_regular(path, model_dir)
     with open(path, "rb") as f:
         head = f.read(len(LFS_MAGIC))
     if head == LFS_MAGIC:
@@ -38,19 +49,19 @@ def _header(path, model_dir):
                 begin, end = int(v["data_offsets"][0]), int(v["data_offsets"][1])
                 if end - begin != count * DTYPE_BYTES[v["dtype"]] or begin < 0:
                     raise ValueError(name)
-                spans[name] = (begin, end, list(v["shape"]))
+                spans[name] = (begin, end, list(v["shape"]), v["dtype"])
     except (ValueError, KeyError, TypeError, IndexError, AttributeError, UnicodeDecodeError):
         raise CheckoutError("%s is not a valid safetensors file: re-download it (git lfs pull in "
                             "%s)." % (path, model_dir))
-    return spans, size - 8 - n
+    return spans, size - 8 - n, 8 + n
 
 
 def check_safetensors(path, model_dir):
     """Check the header and the exact size of a safetensors file; return {name: shape}."""
     reject_lfs_pointer(path, model_dir)
-    spans, data_bytes = _header(path, model_dir)
+    spans, data_bytes, start = _header(path, model_dir)
     end = 0
-    for begin, stop, _ in sorted(spans.values()):
+    for begin, stop, _, _ in sorted(spans.values()):
         if begin != end:
             raise CheckoutError("%s is corrupt (its tensors overlap or leave gaps): re-download it "
                                 "(git lfs pull in %s)." % (path, model_dir))
@@ -64,7 +75,42 @@ def check_safetensors(path, model_dir):
         raise CheckoutError("%s has %d bytes of trailing garbage after its last tensor (damaged or "
                             "tampered): re-download it (git lfs pull in %s)." % (
                                 path, data_bytes - end, model_dir))
+    check_finite_weights(path, spans, start, model_dir)
     return dict((name, span[2]) for name, span in spans.items())
+
+
+def _float_chunks(block, dtype):
+    """The values of one tensor's bytes as numpy floats, a chunk at a time (bf16 and fp8 widened
+    bit-exactly: NaN stays NaN, infinity stays infinity)."""
+    import numpy as np
+    step = 1 << 24
+    for at in range(0, block.size, step):
+        part = block[at:at + step]
+        if dtype in FLOAT_VIEWS:
+            yield part.view(FLOAT_VIEWS[dtype])
+        elif dtype == "BF16":
+            yield (part.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+        elif dtype == "F8_E5M2":  # the top byte of an fp16
+            yield (part.astype(np.uint16) << 8).view(np.float16)
+        elif dtype == "F8_E4M3":  # no infinity; NaN is S.1111.111
+            yield np.where((part & 0x7F) == 0x7F, np.float16("nan"), np.float16(0))
+
+
+def check_finite_weights(path, spans, start, model_dir):
+    """NaN or infinity in any tensor: the weights are damaged (one sentence naming the tensor).
+    The file is memory-mapped and scanned in chunks: no model is loaded."""
+    import numpy as np
+    from runtime.finite import nonfinite
+    if not spans:
+        return
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    for name, (begin, end, _, dtype) in sorted(spans.items(), key=lambda kv: kv[1][0]):
+        for values in _float_chunks(raw[start + begin:start + end], dtype):
+            kind = nonfinite(values)
+            if kind:
+                raise CheckoutError("The weights are damaged: tensor %s in %s holds %s values; "
+                                    "re-download the file (git lfs pull in %s)." % (
+                                        name, path, kind, model_dir))
 
 
 def _pickle_shapes(path, model_dir):
@@ -73,11 +119,18 @@ def _pickle_shapes(path, model_dir):
     import torch
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        return dict((k, list(v.shape)) for k, v in state.items())
+        shapes = dict((k, list(v.shape)) for k, v in state.items())
     except Exception as e:  # torch raises many types for a bad or malicious pickle
         raise CheckoutError("%s cannot be read as plain weights (%s): torch's safe loader refused "
                             "it; re-download it, or convert the checkout to safetensors." % (
                                 path, type(e).__name__))
+    from runtime.finite import nonfinite
+    for name, tensor in sorted(state.items()):
+        kind = nonfinite(tensor.detach().float().numpy()) if tensor.is_floating_point() else None
+        if kind:
+            raise CheckoutError("The weights are damaged: tensor %s in %s holds %s values; "
+                                "re-download the file." % (name, path, kind))
+    return shapes
 
 
 def check_head(shapes, model_dir, num_labels):

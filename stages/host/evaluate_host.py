@@ -39,9 +39,22 @@ def fp16_preview_variant(layout):
                    "host", mask)
 
 
+def has_current_mixed_model(layout):
+    """True when precision.json and model.mixed.onnx were made from this model.onnx (not a mixed
+    model left over from an earlier fp16 run after engine.precision became fp32)."""
+    from runtime import files
+    from runtime.backends import checked_onnx_sidecar
+    if not (os.path.isfile(layout.precision_report) and os.path.isfile(layout.precision_model)):
+        return False
+    report = files.read_json(layout.precision_report)
+    return (report.get("onnx_sha256") == checked_onnx_sidecar(layout.onnx_model)["onnx_sha256"]
+            and report.get("mixed_sha256") == files.sha256_file(layout.precision_model))
+
+
 def host_variants(cfg, layout):
-    """The reference, and the fp16 preview when model.mixed.onnx exists."""
+    """The reference, and the fp16 preview when the engine is fp16 and the precision link made
+    model.mixed.onnx from this model.onnx."""
     out = [reference_variant(cfg, layout)]
-    if os.path.isfile(layout.precision_model):
+    if cfg["engine"]["precision"] == "fp16" and has_current_mixed_model(layout):
         out.append(fp16_preview_variant(layout))
     return out

@@ -42,12 +42,13 @@ def counterpart(cfg, layout, folded):
     opset = report.get("export_opset", report["opset"])
     if not os.path.isdir(folder):
         os.makedirs(folder)
+    exported = files.scratch_path(path, "export", ".onnx")  # our temp name (runtime/files.py)
     onnx_export.export_graph(cfg["model"]["path"], files.read_json(layout.manifest), opset,
-                             path + ".export", cfg["model"]["allow_pickle"], fold=not folded)
+                             exported, cfg["model"]["allow_pickle"], fold=not folded)
     try:
-        model = onnx_export.check_and_simplify(path + ".export", report["simplify"])[0]
+        model = onnx_export.check_and_simplify(exported, report["simplify"])[0]
     finally:
-        os.remove(path + ".export")
+        os.remove(exported)
     files.write_bytes(path, model.SerializeToString())
     files.write_json(record_path, {"pairs_with_onnx_sha256": sha, "opset": opset,
                                    "folded": not folded})

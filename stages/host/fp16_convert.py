@@ -24,12 +24,38 @@ def to_mixed(model, islands):
     from onnxconverter_common import float16
     copy = type(model)()
     copy.CopyFrom(model)
+    unshare_initializers(copy, islands)
     with warnings.catch_warnings():  # it warns for each clamped weight; the preview measures them
         warnings.simplefilter("ignore")
         mixed = float16.convert_float_to_float16(
             copy, min_positive_val=0.0, max_finite_val=FP16_MAX, keep_io_types=True,
             op_block_list=[], node_block_list=sorted(islands), check_fp16_ready=True)
     return join_islands(mixed)
+
+
+def unshare_initializers(model, islands):
+    """Give the islands their own copy of every initializer that an fp16 node reads too.
+
+    onnx-simplifier merges equal initializers (a random checkout's zero biases, say), and the
+    converter keeps a shared one fp32 for the island without casting it for the fp16 node: a
+    Conv with an fp16 input and an fp32 bias, which TensorRT's parser refuses (seen with
+    TensorRT-RTX on a SegFormer-B4-size export with LayerNormalization nodes)."""
+    inits = dict((t.name, t) for t in model.graph.initializer)
+    users = {}
+    for n in model.graph.node:
+        for name in n.input:
+            if name in inits:
+                users.setdefault(name, set()).add(n.name in islands)
+    for name in [k for k, v in users.items() if v == {True, False}]:
+        twin = type(inits[name])()
+        twin.CopyFrom(inits[name])
+        twin.name = name + "__fp32_island"
+        model.graph.initializer.append(twin)
+        for n in model.graph.node:
+            if n.name in islands:
+                for i, x in enumerate(n.input):
+                    if x == name:
+                        n.input[i] = twin.name
 
 
 def join_islands(mixed):

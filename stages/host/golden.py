@@ -16,6 +16,7 @@ from stages.common.errors import ArtifactError, ImageError
 from stages.host import checkout
 from runtime import palette as pal
 from runtime.images import read_image
+from runtime.finite import DAMAGED, require_finite
 from runtime.reference import blend
 
 from stages.common.layout import GOLDEN_FILES as FILES
@@ -98,6 +99,7 @@ def checkout_manifest(path):
 def _one_image(reference, manifest, layout, staged, i, path, alpha):
     bgr = read_golden_image(path)
     tensor, logits, mask = reference.case(np.ascontiguousarray(bgr[..., ::-1]))
+    require_finite(logits, DAMAGED % path)
     final = layout.golden_case_dir(i, path)
     folder = os.path.join(staged, os.path.relpath(final, layout.golden_dir))
     record = _save_image(folder, path, bgr, tensor, logits, mask, manifest, alpha)

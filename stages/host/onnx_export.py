@@ -11,6 +11,7 @@ from stages.common import files
 from stages.host import checkout, onnx_gate
 from stages.common.errors import ExportError, ToleranceError
 from runtime import palette as pal
+from runtime.finite import DAMAGED
 from runtime.reference import upsample_argmax
 from runtime.sidecar import INPUT_NAME, OUTPUT_NAME
 
@@ -97,6 +98,8 @@ def parity(onnx_path, golden_json, limits, labels):
     for rec in read_index(golden_json):
         tensor, golden_logits, golden_mask = load_case(rec)
         logits = sess.run([OUTPUT_NAME], {INPUT_NAME: tensor})[0]
+        compare.require_finite(logits, DAMAGED % ("%s (model.onnx in ONNX Runtime)" %
+                                                  rec["source"]))
         mask = upsample_argmax(logits, rec["height"], rec["width"])
         row = {"image": rec["source"],
                "argmax_agreement": compare.argmax_agreement(logits, golden_logits)}
@@ -121,19 +124,19 @@ def run_onnx(cfg, layout):
     model_dir, onnx_cfg, allow_pickle = (cfg["model"]["path"], cfg["onnx"],
                                          cfg["model"]["allow_pickle"])
     manifest = files.read_json(layout.manifest)
+    exported = files.scratch_path(layout.onnx_model, "export", ".onnx")
+    candidate = files.scratch_path(layout.onnx_model, "candidate", ".onnx")
     opset = onnx_gate.export_opset(onnx_cfg)
-    seconds = export_graph(model_dir, manifest, opset, layout.onnx_model + ".export",
-                           allow_pickle, onnx_cfg["fold"])
+    seconds = export_graph(model_dir, manifest, opset, exported, allow_pickle, onnx_cfg["fold"])
     try:
-        model, counts = check_and_simplify(layout.onnx_model + ".export", onnx_cfg["simplify"])
+        model, counts = check_and_simplify(exported, onnx_cfg["simplify"])
         gate = onnx_gate.check(model, onnx_cfg["target_tensorrt"])
         data = model.SerializeToString()
-        files.write_bytes(layout.onnx_model + ".candidate", data)
-        rows = parity(layout.onnx_model + ".candidate", layout.golden_json, onnx_cfg,
-                      manifest["labels"])
-        os.replace(layout.onnx_model + ".candidate", layout.onnx_model)
+        files.write_bytes(candidate, data)
+        rows = parity(candidate, layout.golden_json, onnx_cfg, manifest["labels"])
+        os.replace(candidate, layout.onnx_model)
     finally:
-        for leftover in (layout.onnx_model + ".export", layout.onnx_model + ".candidate"):
+        for leftover in (exported, candidate):
             if os.path.exists(leftover):
                 os.remove(leftover)
     sha = hashlib.sha256(data).hexdigest()

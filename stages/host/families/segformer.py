@@ -4,12 +4,13 @@ checks, stages/host/checkout_weights.py)."""
 import numpy as np
 
 from stages.common.errors import CheckoutError
+from stages.common.schema import PRECISION_GROUPS
 
 TITLE = "SegFormer"
 MODEL_TYPE, ARCHITECTURE = "segformer", "SegformerForSemanticSegmentation"
-# The layer groups an fp16 engine keeps in fp32 (stages/host/precision.py finds them in the
-# graph): mmdeploy #2477 and TensorRT #2781 show fp16 SegFormer engines going wrong without.
-FP32_GROUPS = ("LayerNorm", "Softmax")
+# The layer groups an fp16 engine keeps in fp32: all that stages/host/precision.py finds in the
+# graph (mmdeploy #2477 and TensorRT #2781 show fp16 SegFormer engines going wrong without).
+FP32_GROUPS = PRECISION_GROUPS
 EXPORT = {"attn_implementation": "eager"}  # SDPA cannot be exported at opset 13
 
 

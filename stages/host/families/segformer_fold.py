@@ -17,6 +17,8 @@ resolution disappears; the result is the same up to float rounding.
 The fold rewrites the torch module before export (not the ONNX graph): the module names every
 weight and the stage order, so the rewrite is ten lines of linear algebra instead of a pattern
 match over whatever the exporter and onnx-simplifier made of the head."""
+import os
+
 import numpy as np
 
 FOLD_FORMAT = "segformer-decode-head-fold/1"
@@ -134,8 +136,10 @@ def fold_record(onnx_model, model_dir, folded):
     """The sidecar's "decode_head" entry: whether the graph is folded, and the MACs of the
     folded and unfolded graphs. This graph's count comes from the graph; the other one differs
     by exactly the fuse convolution (tests check it against a real export of the other)."""
+    import json
     from transformers import SegformerConfig
-    config = SegformerConfig.from_pretrained(model_dir, local_files_only=True)
+    with open(os.path.join(model_dir, "config.json")) as f:  # validated by `doit checkout`;
+        config = SegformerConfig(**json.load(f))  # the defaults save_pretrained leaves out
     graph = count_macs(onnx_model)
     logits_hw = [d.dim_value for d in onnx_model.graph.output[0].type.tensor_type.shape.dim][2:]
     fuse = removed_macs(config, logits_hw)
