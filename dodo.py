@@ -173,9 +173,13 @@ def task_doctor():
 def task_bundle():
     """Pack what the device needs into one tarball (artifacts/bundle/...tar.gz)."""
     from stages.common.bundle import bundle_inputs
-    return {"actions": [run("stages.common.bundle:run_bundle", CFG, L)],
+    pair = [run("stages.host.fold_bench:ship_pair", CFG, L)] if (
+        HOST and CFG["bench"]["compare_fold"]) else []  # issue 22: the other graph too
+    return {"actions": pair + [run("stages.common.bundle:run_bundle", CFG, L)],
             "file_dep": bundle_inputs(CFG, L), "targets": [L.bundle],
-            "uptodate": [targets_intact([L.bundle])], "clean": True}
+            "uptodate": [targets_intact([L.bundle]),
+                         config_changed({"compare_fold": CFG["bench"]["compare_fold"]})],
+            "clean": True}
 
 
 def task_evaluate():

@@ -130,6 +130,19 @@ def test_a_bad_set_on_the_command_line_is_one_sentence(project):
     assert not os.path.exists(os.path.join(project, "artifacts", "evaluate", "report.json"))
 
 
+def test_data_on_the_command_line_is_relative_to_the_folder_doit_runs_in(project):
+    """issue 24: data= like image=, out= and config=: resolved in the folder doit was started in
+    (here datasets/, with `doit -k`), and the set's files named as typed there."""
+    sub = os.path.join(project, "datasets")
+    data = os.path.join(sub, "bad")
+    shutil.copytree(os.path.join(sub, "sidewalk-demo"), data)
+    os.remove(os.path.join(data, "labels", "scene_03.png"))
+    code, out = doit(sub, "-k", "evaluate", "data=bad")
+    assert_one_sentence_error(code, out, "Image bad/images/scene_03.jpg has no label in bad/labels")
+    code, out = doit(sub, "-k", "evaluate", "data=none")
+    assert_one_sentence_error(code, out, "The labelled set none (evaluate.data")
+
+
 def test_the_device_keeps_the_host_numbers_and_fails_on_a_planted_engine_drop(
         project, monkeypatch, capsys):
     from runtime.errors import ToleranceError

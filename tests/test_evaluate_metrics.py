@@ -244,6 +244,17 @@ def test_the_schema_lists_the_layouts_of_the_reader():
     assert schema.VARIABLES["data"][1] == ("evaluate.data",)
 
 
+def test_data_is_resolved_in_the_folder_doit_runs_in(tmp_path):
+    from stages.common.config import ROOT, load
+    sub = os.path.join(ROOT, "datasets")
+    cfg = load("pipeline.yaml", {"data": "sidewalk-demo"}, sub)
+    assert cfg["evaluate"]["data"] == os.path.join("datasets", "sidewalk-demo")
+    outside = str(tmp_path / "set")
+    assert load("pipeline.yaml", {"data": outside}, sub)["evaluate"]["data"] == outside
+    assert load("pipeline.yaml", {"data": "../set"}, str(tmp_path / "x"))["evaluate"][
+        "data"] == outside
+
+
 def test_the_config_refuses_a_drop_limit_out_of_bounds():
     from stages.common.config import load
     from stages.common.errors import ConfigError

@@ -193,7 +193,7 @@ def test_a_stream_that_fails_ends_its_progress_line_before_the_error(tmp_path, m
     tty = Tty()
     monkeypatch.setattr(sys, "stdout", tty)
     opts = {"out": str(tmp_path), "alpha": 0.5, "mode": "overlay", "limit": 0,
-            "sequential": True}
+            "sequential": True, "max_mp": 80.0}
     with pytest.raises(RuntimeError):
         infer.infer_stream(Seg(), video, "video", opts, infer.Stats())
     assert "\rinfer: frame 3/6" in tty.getvalue() and tty.getvalue().endswith("\n")

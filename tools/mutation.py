@@ -48,7 +48,8 @@ GROUPS = {
             "runtime/device.py",
             "runtime/engine_folder.py",
         ],
-        ["tests/test_bite_uptodate.py", "tests/test_bite_fingerprint.py"],
+        ["tests/test_bite_uptodate.py", "tests/test_bite_fingerprint.py",
+         "tests/test_bite_integrity.py"],
     ),
     "checkout": (
         ["stages/host/checkout.py", "stages/host/checkout_weights.py"],
@@ -62,6 +63,7 @@ GROUPS = {
         ["runtime/reference.py"],
         [
             "tests/test_bite_reference.py",
+            "tests/test_bite_early_out.py",
             "tests/test_postprocess_exact.py",
             "tests/test_bite_pictures.py",
             "tests/test_runtime_cpu.py::test_resize_is_bit_exact_with_this_pillow",
@@ -78,6 +80,31 @@ GROUPS = {
     "pictures": (
         ["runtime/palette.py", "runtime/images.py"],
         ["tests/test_bite_pictures.py", "tests/test_bite_limits.py"],
+    ),
+    # round 2 (issue 25): the engine link's own checks, integrity, streams, the lock, the doctor
+    "engine": (
+        ["stages/device/engine.py", "stages/device/trt_builder.py",
+         "stages/device/trt_precision.py"],
+        ["tests/test_bite_engine.py"],
+    ),
+    "integrity": (
+        ["runtime/files.py", "stages/common/intact.py"],
+        ["tests/test_bite_integrity.py", "tests/test_bite_stream_lock.py"],
+    ),
+    "stream": (
+        ["runtime/stream.py", "stages/common/lock.py"],
+        [
+            "tests/test_bite_stream_lock.py",
+            "tests/test_stream.py",
+            "--deselect",
+            "tests/test_stream.py::test_ctrl_c_leaves_only_complete_files",
+        ],
+    ),
+    "doctor": (
+        ["stages/device/doctor_checks.py"],
+        # test_doctor.py is left out: 32 s a run (30 fake machines, a 256 MB model.onnx hashed
+        # per test), too slow to repeat for each surviving mutant, in CI's quick mode too
+        ["tests/test_bite_doctor.py"],
     ),
 }
 # functions that only print, time or talk to torch/onnxruntime at export time: not decision points
@@ -99,6 +126,7 @@ DO_NOT_MUTATE_FUNCTIONS = (
     "_fraction",
     "_thresholds",
     "Key.__init__",
+    "_umask",  # runtime.files: runs once at import (UMASK), before a mutant is switched on
 )
 COPY = ("stages", "runtime", "tests", "dodo.py", "pipeline.yaml", "pytest.ini", "README.md")
 LINK = ("models", "examples")

@@ -36,6 +36,17 @@ def bundle_inputs(cfg, layout):
             + _evaluate_files(cfg, layout))
 
 
+def fold_pair_files(cfg, layout):
+    """bench.compare_fold (issue 22): the other graph, its record and (fp16) its mixed version,
+    made by the host's ship_pair when the bundle is packed."""
+    if not cfg["bench"]["compare_fold"]:
+        return []
+    from stages.device.fold_engines import pair_paths
+    paths = pair_paths(layout, cfg["onnx"]["fold"])
+    return [paths["onnx"], paths["record"]] + (
+        [paths["mixed"]] if cfg["engine"]["precision"] == "fp16" else [])
+
+
 def _evaluate_files(cfg, layout):
     """doit evaluate's labelled set when it is inside the project, and the host's evaluate
     report (not its pictures, whose names change from run to run), so the device reports its
@@ -59,7 +70,7 @@ def _readable(info):
 
 
 def run_bundle(cfg, layout):
-    names = bundle_inputs(cfg, layout)
+    names = bundle_inputs(cfg, layout) + fold_pair_files(cfg, layout)
     odd = [n for n in names if not os.path.isfile(n)]  # a FIFO or a dangling link
     if odd:
         raise ArtifactError("%s is not a regular file: the bundle takes files (a symlink is "

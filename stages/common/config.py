@@ -112,8 +112,11 @@ def _value(value, spec, key, fname, base):
         return _source(value, key, fname, base)
     if kind == "outdir":
         return _outdir(value, key, fname, base)
-    if kind == "str" and key in ("model.path", "evaluate.data"):  # folders checked by their link
+    if kind == "str" and key == "model.path":  # folders checked by their link
         return _relative(value, base)
+    if kind == "str" and key == "evaluate.data":  # like infer.out: absolute outside the project
+        rel = _relative(value, base)
+        return os.path.abspath(os.path.join(ROOT, rel)) if rel.startswith("..") else rel
     return float(value) if kind == "float" else value
 
 

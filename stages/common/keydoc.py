@@ -19,8 +19,9 @@ def accepted(spec, code="`", optional=True):
     """The values `spec` accepts, e.g. "an integer, at least 1" or "`fp32` or `fp16`";
     optional=False leaves out null (which the command line cannot give)."""
     if spec.kind == "choice":
-        names = ["%s%s%s" % (code, c, code) for c in spec.choices]
-        text = ", ".join(names[:-1]) + " or " + names[-1]
+        text = _either(spec.choices, code)
+    elif spec.kind == "strs" and getattr(spec, "choices", None):
+        text = "a list of " + _either(spec.choices, code).replace(" or ", " and/or ") + ", each once"
     elif spec.kind in ("int", "float"):
         text = ("an integer" if spec.kind == "int" else "a number") + _range(spec)
     else:
@@ -28,6 +29,11 @@ def accepted(spec, code="`", optional=True):
         if not code:
             text = text.replace("`", "")
     return text + (" (or %snull%s)" % (code, code) if spec.optional and optional else "")
+
+
+def _either(choices, code):
+    names = ["%s%s%s" % (code, c, code) for c in choices]
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
 
 
 def _range(spec):

@@ -101,6 +101,7 @@ SCHEMA = {
         "warmup": Key("int", 5, minimum=0, maximum=10 ** 4),
         "backend": Key("choice", "auto", choices=backend_names),
         "cpu": Key("bool", True),
+        "compare_fold": Key("bool", False),  # issue 22: both engines side by side (TensorRT)
     },
     "evaluate": {  # doit evaluate: accuracy on a labelled set (stages/device/evaluate.py)
         "data": Key("str", "datasets/sidewalk-demo"),
@@ -126,6 +127,8 @@ VARIABLES = {
     "sequential": ("1 to run infer's stream stages one after another (no pipelining)",
                    ("infer.sequential",)),
     "cpu": ("0 to skip bench's ONNX Runtime vs PyTorch CPU comparison", ("bench.cpu",)),
+    "compare_fold": ("1 to time the folded and unfolded engines side by side (bench, TensorRT)",
+                     ("bench.compare_fold",)),
     "data": ("a labelled set: DIR/images/ and DIR/labels/ (evaluate)", ("evaluate.data",)),
     "labels": ("auto, indices, sidewalk or cityscapes label layout (evaluate)",
                ("evaluate.labels",)),

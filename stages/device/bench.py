@@ -190,7 +190,7 @@ def run_bench(cfg, layout, cpu_compare=None, fold_compare=None):
     """cpu_compare, fold_compare: "module:function" of the host wing's comparisons (dodo names
     them on a host with torch), or None on the device (host_comparisons)."""
     from runtime import benchmarks
-    from stages.device import doctor
+    from stages.device import doctor, fold_engines
     from stages.device.select import describe, open_runtime
     n, image = cfg["bench"]["iterations"], cfg["bench"]["image"]
     plan = scaled(n, cfg["bench"]["warmup"])
@@ -217,6 +217,7 @@ def run_bench(cfg, layout, cpu_compare=None, fold_compare=None):
         report["trtexec"] = part(report, "trtexec", doctor.trtexec_crosscheck,
                                  seg.backend.source, n)
     host_comparisons(report, cfg, layout, cpu_compare, fold_compare)
+    fold_engines.run_if_asked(report, cfg, layout, seg)  # issue 22: bench.compare_fold
     path = os.path.join(layout.bench_dir, device.slug(report["device"]) + ".json")
     files.write_json(path, report)
     print_summary(report, path)

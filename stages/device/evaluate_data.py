@@ -26,6 +26,7 @@ import numpy as np
 from runtime.errors import PipelineError
 from runtime.images import IMAGE_EXTENSIONS
 from runtime.metrics import IGNORE
+from stages.common.userpath import shown
 
 LAYOUTS = ("auto", "indices", "sidewalk", "cityscapes")
 SIDEWALK_LABELS = (
@@ -82,7 +83,7 @@ def _listing(folder, data, what):
     if not os.path.isdir(folder):
         raise DatasetError("%s has no %s/ folder: a labelled set is DIR/images/ (the images) "
                            "and DIR/labels/ (one PNG of class ids per image, same stem)." % (
-                               data, what))
+                               shown(data), what))
     return sorted(n for n in os.listdir(folder) if not n.startswith("."))
 
 
@@ -91,12 +92,12 @@ def _by_stem(folder, names, layout, kind):
     for name in names:
         if kind == "image" and not name.lower().endswith(IMAGE_EXTENSIONS):
             raise DatasetError("%s is not an image (%s): %s/ may hold only images." % (
-                os.path.join(folder, name), ", ".join(IMAGE_EXTENSIONS), folder))
+                shown(os.path.join(folder, name)), ", ".join(IMAGE_EXTENSIONS), shown(folder)))
         stem = _stem(name, layout, kind)
         if stem in out:
             raise DatasetError("%s and %s have the same stem '%s': keep one, each image needs "
-                               "exactly one label." % (os.path.join(folder, out[stem]),
-                                                       os.path.join(folder, name), stem))
+                               "exactly one label." % (shown(os.path.join(folder, out[stem])),
+                                                       shown(os.path.join(folder, name)), stem))
         out[stem] = name
     return out
 
@@ -114,7 +115,8 @@ def find_pairs(data, layout="auto"):
     missing folder, an empty set, an image without a label or a label without an image."""
     if not os.path.isdir(data):
         raise DatasetError("The labelled set %s (evaluate.data, or data= on the command line) is "
-                           "not a folder: give a folder holding images/ and labels/." % data)
+                           "not a folder: give a folder holding images/ and labels/ (data= is "
+                           "relative to the folder you run doit in)." % shown(data))
     images_dir, labels_dir = os.path.join(data, "images"), os.path.join(data, "labels")
     image_names = _listing(images_dir, data, "images")
     label_names = _listing(labels_dir, data, "labels")
@@ -122,18 +124,19 @@ def find_pairs(data, layout="auto"):
     images = _by_stem(images_dir, image_names, layout, "image")
     labels = _by_stem(labels_dir, label_names, layout, "label")
     if not images:
-        raise DatasetError("%s is empty: put the images to evaluate there." % images_dir)
+        raise DatasetError("%s is empty: put the images to evaluate there." % shown(images_dir))
     for stem in sorted(images):
         if stem not in labels:
             raise DatasetError("Image %s has no label in %s (expected %s.png): add it, or remove "
-                               "the image." % (os.path.join(images_dir, images[stem]), labels_dir,
+                               "the image." % (shown(os.path.join(images_dir, images[stem])),
+                                               shown(labels_dir),
                                                stem + (CITYSCAPES_LABEL if layout == "cityscapes"
                                                        else "")))
     for stem in sorted(labels):
         if stem not in images:
             raise DatasetError("Label %s has no image with the stem '%s' in %s: remove it, or add "
-                               "the image." % (os.path.join(labels_dir, labels[stem]), stem,
-                                               images_dir))
+                               "the image." % (shown(os.path.join(labels_dir, labels[stem])), stem,
+                                               shown(images_dir)))
     return layout, [(s, os.path.join(images_dir, images[s]), os.path.join(labels_dir, labels[s]))
                     for s in sorted(images)]
 
@@ -159,7 +162,7 @@ def _image_size(path):
             orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
     except (OSError, SyntaxError, ValueError):
         raise DatasetError("Image %s cannot be decoded: replace it or remove it and its label."
-                           % path)
+                           % shown(path))
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
@@ -172,16 +175,17 @@ def read_label(path, layout, num_labels, image_path=None):
             stored = np.array(img) if mode in ("L", "P") else None
     except (OSError, SyntaxError, ValueError):
         raise DatasetError("Label %s cannot be decoded: replace it with an 8-bit PNG of class "
-                           "ids." % path)
+                           "ids." % shown(path))
     if stored is None:
         raise DatasetError("Label %s is a %s image, not an 8-bit class map: save the class ids "
-                           "as a mode L (grey) or palette PNG, one id per pixel." % (path, mode))
+                           "as a mode L (grey) or palette PNG, one id per pixel." % (
+                               shown(path), mode))
     if image_path is not None:
         w, h = _image_size(image_path)
         if (stored.shape[1], stored.shape[0]) != (w, h):
             raise DatasetError("Label %s is %dx%d but its image %s is %dx%d: a label must have "
-                               "its image's size." % (path, stored.shape[1], stored.shape[0],
-                                                      image_path, w, h))
+                               "its image's size." % (shown(path), stored.shape[1],
+                                                      stored.shape[0], shown(image_path), w, h))
     _check_ids(path, stored, layout, num_labels)
     table = _lookup(layout)
     return stored if table is None else table[stored]
@@ -199,7 +203,8 @@ def _check_ids(path, stored, layout, num_labels):
             allowed = "labels=%s allows %s and 255 (ignore)" % (
                 layout, "0-34" if layout == "sidewalk" else "the Cityscapes ids 0-33")
         raise DatasetError("Label %s has class id %d at %d pixels, but %s: fix the label, or "
-                           "choose its layout with labels=." % (path, v, int(counts[v]), allowed))
+                           "choose its layout with labels=." % (shown(path), v, int(counts[v]),
+                                                                allowed))
 
 
 def check_all(pairs, layout, num_labels):
@@ -217,7 +222,7 @@ def check_all(pairs, layout, num_labels):
     if not labelled:
         raise DatasetError("Every label pixel in %s is ignored (255%s): there is nothing to "
                            "evaluate; check the labels or their layout (labels=)." % (
-                               os.path.dirname(pairs[0][2]),
+                               shown(os.path.dirname(pairs[0][2])),
                                ", or unlabeled 0 with labels=sidewalk" if layout == "sidewalk"
                                else ""))
     return digest.hexdigest()

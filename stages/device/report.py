@@ -84,6 +84,8 @@ def summary_lines(r):
             c["onnxruntime_ms"]["p50"], c["torch_eager_ms"]["p50"], c["onnxruntime_vs_torch"]))
     if r.get("fold"):
         lines.append("  " + r["fold"].get("summary", r["fold"].get("error", "")))
+    if r.get("fold_engines"):
+        lines.append("  " + r["fold_engines"].get("summary", r["fold_engines"].get("error", "")))
     return lines + [cost_line(r)]
 
 
@@ -141,7 +143,9 @@ COSTS = (("load", "loading the model"),
          ("trtexec", "trtexec"),
          ("cpu_backends", "ONNX Runtime vs PyTorch ({cpu_compare} timed + {cpu_compare_warmup} "
                           "warm-up, loading PyTorch included)"),
-         ("fold", "folded vs unfolded model ({fold} timed + {cpu_compare_warmup} warm-up)"))
+         ("fold", "folded vs unfolded model ({fold} timed + {cpu_compare_warmup} warm-up)"),
+         ("fold_engines", "folded vs unfolded engine ({fold} timed + {warmup} warm-up, a build "
+                          "included when there was one)"))
 
 
 def cost_line(r):

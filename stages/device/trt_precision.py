@@ -143,8 +143,8 @@ def _tensor_precision(tensor):
             if isinstance(tensor, dict) else "")
     for token, name in (("FP32", "fp32"), ("Float", "fp32"), ("FP16", "fp16"), ("Half", "fp16"),
                         ("BF16", "bf16"), ("FP8", "fp8"), ("Int32", "int32"), ("INT32", "int32"),
-                        ("Int64", "int64"), ("INT64", "int64"), ("Int8", "int8"), ("INT8", "int8"),
-                        ("Bool", "bool"), ("BOOL", "bool"), ("UInt8", "uint8")):
+                        ("Int64", "int64"), ("INT64", "int64"), ("UInt8", "uint8"),
+                        ("Int8", "int8"), ("INT8", "int8"), ("Bool", "bool"), ("BOOL", "bool")):
         if token in text:
             return name
     return "unknown"

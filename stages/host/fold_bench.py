@@ -129,3 +129,27 @@ def _summary(r):
                 o["unfolded_ms"]["p50"], o["folded_ms"]["p50"], o["speedup"],
                 m["pixels_differing"]["unfolded"], m["pixels_differing"]["folded"],
                 100 * m["unfolded"], 100 * m["folded"]))
+
+
+def ship_pair(cfg, layout):
+    """`doit bundle` with bench.compare_fold (issue 22): the other graph for the device's engine
+    comparison (the device has no torch), and for fp16 its mixed version with the islands of
+    precision.json that this graph has (strongly typed TensorRT builds from it)."""
+    import onnx
+    from stages.device.fold_engines import pair_paths
+    from stages.host import fp16_convert
+    folded = bool(files.read_json(layout.onnx_sidecar)["decode_head"]["folded"])
+    paths = pair_paths(layout, folded)
+    counterpart(cfg, layout, folded)
+    record = files.read_json(paths["record"])
+    if cfg["engine"]["precision"] == "fp16":
+        model = onnx.load(paths["onnx"])
+        names = set(node.name for node in model.graph.node)
+        islands = [i for i in files.read_json(layout.precision_report)["islands"]
+                   if i["node"] in names]
+        mixed = fp16_convert.to_mixed(model, [i["node"] for i in islands])
+        files.write_bytes(paths["mixed"], mixed.SerializeToString())
+        record.update(islands=islands, mixed_sha256=files.sha256_file(paths["mixed"]))
+        files.write_json(paths["record"], record)
+    print("bundle: bench.compare_fold: %s%s ship for the device's engine comparison" % (
+        paths["onnx"], " and its mixed fp16 version" if "mixed_sha256" in record else ""))
