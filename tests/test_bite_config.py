@@ -208,7 +208,8 @@ def test_command_line_booleans(root, text, value):
             {"alpha": "half"},
             "alpha=half on the command line is not valid: alpha= takes a number from 0 to 1",
         ),
-        ({"n": "1.5"}, "n=1.5 on the command line is not valid: n= takes an integer from 1 to 1000000000"),
+        ({"n": "1.5"},
+         "n=1.5 on the command line is not valid: n= takes an integer from 1 to 1000000000"),
         ({"n": "0"}, "it sets infer.n and bench.iterations)."),
         ({"alpha": "inf"}, "alpha=inf on the command line is not valid"),
         (

@@ -44,7 +44,7 @@ def fold_pair_files(cfg, layout):
     from stages.device.fold_engines import pair_paths
     paths = pair_paths(layout, cfg["onnx"]["fold"])
     return [paths["onnx"], paths["record"]] + (
-        [paths["mixed"]] if cfg["engine"]["precision"] == "fp16" else [])
+        [paths["mixed"]] if precisions.get(cfg["engine"]["precision"]).host_artifact else [])
 
 
 def _evaluate_files(cfg, layout):

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from stages.common import precisions
 from stages.device.evaluate import Variant
 
 
@@ -55,6 +56,7 @@ def host_variants(cfg, layout):
     """The reference, and the fp16 preview when the engine is fp16 and the precision link made
     model.mixed.onnx from this model.onnx."""
     out = [reference_variant(cfg, layout)]
-    if cfg["engine"]["precision"] == "fp16" and has_current_mixed_model(layout):
+    if (precisions.get(cfg["engine"]["precision"]).host_artifact is not None
+            and has_current_mixed_model(layout)):
         out.append(fp16_preview_variant(layout))
     return out
