@@ -150,3 +150,14 @@ def huge_png(path):
     data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xffffffff)
     with open(path, "wb") as f:
         f.write(bytes(data))
+
+
+@pytest.fixture(autouse=True)
+def _no_owned_folders_left_by_another_test():
+    """runtime.files keeps the folders this process may write in (set by a doit run's
+    prepare_artifacts); a test that ran one in-process must not confine the next test's tmp
+    folders to its project."""
+    from runtime import files
+    files._OWNED[:] = []
+    yield
+    files._OWNED[:] = []

@@ -48,8 +48,9 @@ def test_engine_present_says_which_engine_is_missing(tmp_path):
 
 
 def test_an_artifacts_folder_doit_creates_is_git_ignored(tmp_path, monkeypatch):
-    from stages.common import actions
+    from stages.common import actions, config
     monkeypatch.chdir(str(tmp_path))
+    monkeypatch.setattr(config, "ROOT", str(tmp_path))  # the project (what is ours to write)
     actions.prepare_artifacts("new-artifacts", argv=["doit", "list"])
     with open(os.path.join("new-artifacts", ".gitignore")) as f:
         assert f.read().splitlines()[-1] == "*"

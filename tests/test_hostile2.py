@@ -295,7 +295,7 @@ def test_3_an_image_that_is_a_fifo_is_refused_not_read(watch, tmp_path):
     fifo = str(tmp_path / "cam.jpg")
     os.mkfifo(fifo)
     code, out = run(watch.path, "infer", "image=" + fifo, "out=" + str(tmp_path / "o"))
-    refused(code, out, "infer.image", "is not a regular file")
+    refused(code, out, "image=" + fifo, "is not a regular file")  # named as typed (issue 27)
 
 
 # --- (4) ambiguous or senseless settings ------------------------------------------------------
@@ -331,11 +331,10 @@ def test_4_every_number_has_a_range_and_every_name_list_its_values(watch, key, v
         refused(code, out, key, needle)
 
 
-@pytest.mark.parametrize("n,needle", [("9" * 5000, "must be an integer"),
-                                      ("1" + "0" * 30, "at most 1000000000")])
-def test_4_a_huge_command_line_number_is_bounded(watch, n, needle):
+@pytest.mark.parametrize("n", ["9" * 5000, "1" + "0" * 30])
+def test_4_a_huge_command_line_number_is_bounded(watch, n):
     code, out = run(watch.path, "infer", "image=" + ODD, "n=" + n)
-    line = refused(code, out, "infer.n", needle)
+    line = refused(code, out, "infer.n", "n= takes an integer from 1 to 1000000000")
     assert len(line) < 300
 
 

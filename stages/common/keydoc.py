@@ -21,8 +21,7 @@ def accepted(spec, code="`", optional=True):
     if spec.kind == "choice":
         text = _either(spec.choices, code)
     elif spec.kind == "strs" and getattr(spec, "choices", None):
-        text = ("a list of " + _either(spec.choices, code).replace(" or ", " and/or ")
-                + ", each once")
+        text = "a list of %s, each once" % _either(spec.choices, code).replace(" or ", " and/or ")
     elif spec.kind in ("int", "float"):
         text = ("an integer" if spec.kind == "int" else "a number") + _range(spec)
     else:

@@ -47,6 +47,9 @@ def variable_error(name, text, spec, cwd, dotted="", reason=""):
                         typed, clipped(text), cwd))
         if reason.startswith("Key '%s' in the command line " % dotted):
             return typed + " on the command line " + reason.split(" in the command line ", 1)[1]
+        own = reason.split("Key '%s' in the command line: " % dotted, 1)[-1]
+        if own.startswith(name + "="):  # already about what the user typed (a FIFO, say)
+            return own
     help_text, keys = VARIABLES[name]
     takes = ("1 or 0 (or true/false, yes/no)" if spec.kind == "bool"
              else accepted(spec, code="", optional=False))
