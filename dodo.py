@@ -8,7 +8,7 @@ from importlib.util import find_spec
 
 from doit import get_var
 
-from stages.common import actions
+from stages.common import actions, precisions
 from stages.common.actions import run
 from stages.common.config import load, slice_of
 from stages.common.doitcompat import cmdline_vars
@@ -95,8 +95,8 @@ def task_precision():
     settings = {"precision": CFG["precision"], "verify.fp16": CFG["verify"]["fp16"],
                 "engine.precision": CFG["engine"]["precision"],
                 "engine.keep_fp32": CFG["engine"]["keep_fp32"]}
-    made = ([L.precision_model] if CFG["engine"]["precision"] == "fp16" else []) + [
-        L.precision_report]  # fp32: the search is skipped, no mixed model
+    # fp32: the search is skipped, no mixed model (the precision table says which)
+    made = precisions.get(CFG["engine"]["precision"]).link_outputs(L)
     return {"actions": [run("stages.host.precision_link:run_precision", CFG, L)],
             "file_dep": [L.onnx_model, L.manifest]
             + [t for t in L.golden_targets() if not t.endswith(".jpg")],
@@ -106,11 +106,10 @@ def task_precision():
 
 
 def _precision_files():
-    """fp16 engines come from the precision link's files (issue 13); on a device whose bundle
-    lacks them, stages.device.engine says what to do in one sentence."""
-    if CFG["engine"]["precision"] != "fp16":
-        return []
-    return [p for p in (L.precision_model, L.precision_report) if HOST or os.path.exists(p)]
+    """fp16 engines come from the precision link's files (issue 13; the precision table says
+    which); on a device whose bundle lacks them, stages.device.engine says what to do."""
+    wanted = precisions.get(CFG["engine"]["precision"]).host_files(L)
+    return [p for p in wanted if HOST or os.path.exists(p)]
 
 
 def task_build_engine():

@@ -7,9 +7,9 @@ import os
 import numpy as np
 
 from runtime.errors import DeviceError
+from runtime.kernels import KERNELS, cubin, tile_shared_regions
 from runtime.reference import horizontal_first, resample_coeffs, source_coords
 
-KERNEL_FILES = ("preprocess", "postprocess", "overlay")
 BLOCK = (32, 8, 1)
 
 
@@ -57,8 +57,8 @@ class Kernels(object):
     def __init__(self, cubin_dir):
         drv = driver()
         self.folder, self.modules = cubin_dir, {}
-        for name in KERNEL_FILES:
-            path = os.path.join(cubin_dir, name + ".cubin")
+        for name in KERNELS:
+            path = cubin(cubin_dir, name)
             if not os.path.isfile(path):
                 raise DeviceError("The CUDA kernel %s is not compiled for this GPU: run `doit "
                                   "runtime_check` once on this device." % path)
@@ -109,10 +109,13 @@ def tile_window(in_size, out_size, tile):
 
 
 def tile_shared_bytes(classes, rows, cols, tile_w):
-    """Dynamic shared memory of one block, as the kernel lays it out: per texel of the window a
-    candidate set (8 bytes), every class's value, margin and largest |logit| (4 bytes each),
-    winner and cell label (1 byte each); per column of the tile its source texels and weights."""
-    return rows * cols * (8 + 4 * classes + 4 + 4 + 1 + 1) + 16 * tile_w
+    """Dynamic shared memory of one block for a window of rows x cols texels, as the kernel
+    lays it out (postprocess.cu's TILE_SHARED table: a candidate set, every class's value,
+    margin, largest |logit|, winner and cell label per texel; source texels and weights per
+    column of the tile)."""
+    sizes = {"texels": rows * cols, "classes": classes, "tile_w": tile_w}
+    return sum(size * int(np.prod([sizes[n] for n in count]))
+               for _, size, count in tile_shared_regions())
 
 
 def choose_tile(classes, h, w, out_h, out_w, tiles=TILES):

@@ -2,6 +2,10 @@
 CUDA, TensorRT, L4T) and its folder slug. TensorRT and pycuda are imported only when asked."""
 import re
 
+# The fields of the fingerprint an engine is tied to, and their names in messages
+IDENTITY_KEYS = ("gpu", "compute_capability", "cuda", "tensorrt", "l4t")
+IDENTITY_LABELS = {"gpu": "GPU", "compute_capability": "compute capability", "cuda": "CUDA",
+                   "tensorrt": "TensorRT", "l4t": "L4T"}
 _CACHE = {}
 
 
@@ -51,7 +55,7 @@ def fingerprint():
 def identity(fp=None):
     """The fields that make an engine incompatible when they change."""
     fp = fp or fingerprint()
-    return dict((k, fp[k]) for k in ("gpu", "compute_capability", "cuda", "tensorrt", "l4t"))
+    return dict((k, fp[k]) for k in IDENTITY_KEYS)
 
 
 def slug(fp=None):

@@ -5,14 +5,12 @@ import os
 import time
 
 from runtime import files, sidecar
+from runtime.device import IDENTITY_KEYS, IDENTITY_LABELS as LABELS
 from runtime.errors import ArtifactError, EngineError
 
 ENGINE, BUILD_LOG, TIMING_CACHE = "model.engine", "build.log", "timing.cache"
 SIDECAR = sidecar.SIDECAR
 BUILT_IN = "build_engine: built in "
-IDENTITY_KEYS = ("gpu", "compute_capability", "cuda", "tensorrt", "l4t")
-LABELS = {"gpu": "GPU", "compute_capability": "compute capability", "cuda": "CUDA",
-          "tensorrt": "TensorRT", "l4t": "L4T"}
 
 
 class EngineFolder(object):
@@ -82,8 +80,8 @@ class EngineFolder(object):
                                           _describe(built, diff), _describe(current, diff)))
 
     def write_log(self, lines, seconds=None, failed_after=None):
-        """build.log: TensorRT's messages, then how the build ended (read back by
-        previous_build_seconds for the next build's time-left estimate)."""
+        """build.log: TensorRT's messages, then how the build ended (for people; the next build's
+        time-left estimate reads the sidecar's build_seconds)."""
         if seconds is not None:
             lines = list(lines) + ["%s%.1f s" % (BUILT_IN, seconds)]
         elif failed_after is not None:
@@ -91,16 +89,15 @@ class EngineFolder(object):
         files.write_text(self.build_log, "\n".join(lines) + "\n")
 
     def previous_build_seconds(self):
-        """How long the last successful build of this folder took, from its build.log, or None."""
-        if not os.path.isfile(self.build_log):
+        """How long the build of the engine in this folder took, as its sidecar records it, or
+        None (no engine, or an unreadable sidecar)."""
+        if not self.exists():
             return None
-        with open(self.build_log, "rb") as f:  # TensorRT's messages may not be ASCII (C locale)
-            ends = [l for l in f.read().decode("utf-8", "replace").splitlines()
-                    if l.startswith(BUILT_IN)]
         try:
-            return float(ends[-1][len(BUILT_IN):].split()[0]) if ends else None
-        except ValueError:
+            seconds = self.read()["engine"].get("build_seconds")
+        except EngineError:
             return None
+        return float(seconds) if isinstance(seconds, (int, float)) else None
 
     def write(self, plan, onnx_meta, settings, device, build_info, seconds, trt_version,
               cache=None):

@@ -8,6 +8,7 @@ import numpy as np
 
 from runtime import palette as pal
 from runtime import reference
+from runtime.backends.base import DeviceBufferBackend
 from runtime.errors import EngineError
 
 
@@ -41,15 +42,15 @@ class Segmenter(object):
         self.backend, self.meta, self.keep_logits = backend, backend.meta, keep_logits
         _, _, self.in_h, self.in_w = self.meta["input"]["shape"]
         self.labels, self.palette = self.meta["labels"], self.meta["palette"]
-        self.gpu = None
+        self.gpu, self.on_device = None, isinstance(backend, DeviceBufferBackend)
         if kernels is not None:
             from runtime.gpu_pipeline import GpuPipeline
             b = backend
-            self.gpu = GpuPipeline(kernels, self.meta, stream=getattr(b, "stream", None),
-                                   input_ptr=getattr(b, "input", None),
-                                   output_ptr=getattr(b, "output", None),
-                                   input_dtype=getattr(b, "input_dtype", np.float32),
-                                   output_dtype=getattr(b, "output_dtype", np.float32))
+            # a host backend: the pipeline keeps its own float32 buffers and stream
+            self.gpu = (GpuPipeline(kernels, self.meta, stream=b.stream, input_ptr=b.input,
+                                    output_ptr=b.output, input_dtype=b.input_dtype,
+                                    output_dtype=b.output_dtype) if self.on_device
+                        else GpuPipeline(kernels, self.meta))
 
     @classmethod
     def from_path(cls, model, backend="auto", kernels_dir=None, keep_logits=False):
@@ -103,7 +104,7 @@ class Segmenter(object):
         gpu.upload(image_bgr)
         gpu.preprocess()
         host_ms = 0.0
-        if b.device_buffers:
+        if self.on_device:
             b.execute_async(gpu.stream)
         else:
             t0 = time.perf_counter()
@@ -112,7 +113,7 @@ class Segmenter(object):
         gpu.postprocess()
         mask = gpu.download_mask()
         timings = gpu.timings()
-        if not b.device_buffers:
+        if not self.on_device:
             timings["infer"] = host_ms
         result = SegmentationResult(mask, timings)
         if self.keep_logits:

@@ -33,7 +33,7 @@ def prepared(model):
     """{"fp32": bytes, "mixed": bytes, "islands": [...], "macs", "nodes", "ops"}."""
     from stages.host.fp16_convert import to_mixed
     from stages.host.precision import precision_groups
-    from stages.host.segformer_fold import count_macs
+    from stages.host.families.segformer_fold import count_macs
     groups = precision_groups(model)
     names = set(n for g in groups.values() for n in g["nodes"])
     islands = [{"node": n.name, "op": n.op_type, "outputs": list(n.output),

@@ -2,6 +2,7 @@
 field; the device fingerprint, its identity and its folder slug are what they say."""
 
 import json
+import os
 
 import pytest
 
@@ -136,17 +137,21 @@ def test_a_folder_exists_only_with_both_engine_and_sidecar(tmp_path):
     assert not folder.exists()
 
 
-def test_build_log_records_the_build_time_for_the_next_estimate(tmp_path):
+def test_the_next_estimate_reads_the_build_time_from_the_sidecar(tmp_path):
     folder = EngineFolder(str(tmp_path / "e"))
     assert folder.previous_build_seconds() is None
-    folder.write_log(["[TRT] one", "two"], seconds=123.45)
-    assert folder.previous_build_seconds() == 123.5
-    with open(folder.build_log, "wb") as f:  # TensorRT's messages need not be UTF-8
-        f.write(b"[TRT] caf\xe9 \xff\n" + b"build_engine: built in 7.5 s\n")
-    assert folder.previous_build_seconds() == 7.5
+    folder = built_folder(tmp_path, HERE)  # a build that took 2.0 s
+    assert folder.previous_build_seconds() == 2.0
+    folder.write_log(["[TRT] one", "two"], seconds=123.45)  # build.log is for people
+    assert folder.previous_build_seconds() == 2.0
+    assert open(folder.build_log).read() == "[TRT] one\ntwo\nbuild_engine: built in 123.5 s\n"
     folder.write_log(["x"], failed_after=3.0)
-    assert folder.previous_build_seconds() is None
     assert open(folder.build_log).read() == "x\nbuild_engine: failed after 3.0 s\n"
+    with open(folder.sidecar, "w") as f:
+        f.write("{not json")
+    assert folder.previous_build_seconds() is None
+    os.remove(folder.engine)
+    assert folder.previous_build_seconds() is None
 
 
 def test_timing_cache_is_read_back_when_written(tmp_path):

@@ -126,16 +126,23 @@ def test_every_load_of_the_checkout_enforces_allow_pickle(model):
     assert checkout.load_model(model, manifest, True).config.num_labels == 35
 
 
-def test_from_pretrained_is_called_only_by_the_checkout_loader():
+def _files_with(text):
     hits = []
     for top in ("stages", "runtime", "tools"):
         for folder, _, names in os.walk(os.path.join(ROOT, top)):
             for n in names:
                 if n.endswith(".py"):
                     with open(os.path.join(folder, n)) as f:
-                        if "from_pretrained(" in f.read():
+                        if text in f.read():
                             hits.append(os.path.relpath(os.path.join(folder, n), ROOT))
-    assert sorted(h for h in hits if not h.startswith("tools")) == ["stages/host/checkout.py"], hits
+    return sorted(h for h in hits if not h.startswith("tools"))
+
+
+def test_from_pretrained_is_called_only_by_the_checkout_loader():
+    # the family modules call from_pretrained, and only the checkout gate calls their loader
+    hits = _files_with("from_pretrained(")
+    assert hits and all(h.startswith("stages/host/families/") for h in hits), hits
+    assert _files_with(".load(model_dir") == ["stages/host/checkout.py"]
 
 
 def test_missing_weights(model):

@@ -17,7 +17,8 @@ from onnx import TensorProto, helper  # noqa: E402
 
 from stages.common.errors import GateError  # noqa: E402
 from stages.host import onnx_gate  # noqa: E402
-from stages.host.segformer_fold import count_macs, fold_decode_head, fold_record  # noqa: E402
+from stages.host.families.segformer_fold import (  # noqa: E402
+    count_macs, fold_decode_head, fold_record)
 
 EMBEDDED = os.path.join(ROOT, "models", "segformer-tiny-sidewalk")
 

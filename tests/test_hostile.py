@@ -510,8 +510,9 @@ def test_4_only_the_checkout_loader_calls_from_pretrained():
             for n in names:
                 with open(os.path.join(folder, n), "rb") as f:
                     if n.endswith(".py") and b"from_pretrained(" in f.read():
-                        hits.append(n)
-    assert hits == ["checkout.py"], hits
+                        hits.append(os.path.relpath(os.path.join(folder, n), root))
+    # the model family modules call it; only the checkout loader calls a family's load()
+    assert hits and all(h.startswith(os.path.join("stages", "host", "families")) for h in hits)
 
 
 # --- (5) output paths and names ---------------------------------------------------------------

@@ -100,9 +100,9 @@ PLANTS = [
     ),
     (
         "verify(auto) ignoring a rebuilt engine",
-        "stages/device/settings.py",
-        'if backend in ("auto", "tensorrt")',
-        'if backend == "tensorrt"',
+        "runtime/backends/__init__.py",
+        'return name == AUTO or entry(name).needs_engine',
+        'return entry(name).needs_engine',
         "tests/test_bite_uptodate.py",
     ),
     (

@@ -1,14 +1,17 @@
-"""One small backend interface: `infer` checks the input, each backend implements `infer_impl`."""
+"""The backend interfaces. Backend: `infer` checks the input, each backend implements
+`infer_impl` (host tensor in, host logits out). DeviceBufferBackend: a backend that keeps its
+input and output in GPU memory, so the GPU pipeline's kernels write and read them in place."""
 import numpy as np
 
 from runtime.errors import EngineError
 
 
 class Backend(object):
-    """A model that maps a 1x3xHxW float tensor to 1xCxhxw logits."""
+    """A model that maps a 1x3xHxW float tensor to 1xCxhxw logits. `name` and `needs_engine`
+    are declared where the backend is registered (runtime.backends.register)."""
     name = "base"
+    needs_engine = False
     precision = "fp32"  # the limits verify applies (verify.fp32 / verify.fp16)
-    device_buffers = False  # True where the backend exposes GPU input/output buffers
 
     def __init__(self, meta, source):
         self.meta, self.source = meta, source
@@ -37,3 +40,20 @@ class Backend(object):
 
     def close(self):
         pass
+
+
+class DeviceBufferBackend(Backend):
+    """A backend whose input and output live in GPU memory. The GPU pipeline
+    (runtime.gpu_pipeline) pre-processes straight into `input`, calls `execute_async(stream)`,
+    and post-processes straight from `output`: no tensor or logits cross the bus. A subclass
+    sets, in its __init__:
+      input, output:  device pointers (int() gives the address) of the sidecar's shapes;
+      input_dtype, output_dtype:  their numpy dtypes (float32 or float16);
+      stream:  the CUDA stream `infer` uses when none is given.
+    Its `infer_impl` still serves host tensors (verify's layer b, the CPU pre/post path)."""
+    input = output = stream = None
+    input_dtype = output_dtype = np.dtype(np.float32)
+
+    def execute_async(self, stream=None):
+        """Enqueue one inference from `input` to `output` on `stream` (default: self.stream)."""
+        raise NotImplementedError

@@ -4,8 +4,6 @@ from runtime.errors import DeviceError, EngineError
 
 
 class OnnxRuntimeBackend(Backend):
-    name = "onnxruntime"
-
     def __init__(self, onnx_path, meta, providers=None):
         Backend.__init__(self, meta, onnx_path)
         try:

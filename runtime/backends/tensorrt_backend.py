@@ -8,7 +8,7 @@ engine's I/O must be exactly the sidecar's input and output, and both get an add
 project's CI it runs only against the TensorRT test double (tests/doubles), never real TensorRT."""
 import numpy as np
 
-from runtime.backends.base import Backend
+from runtime.backends.base import Backend, DeviceBufferBackend
 from runtime.errors import DeviceError, EngineError
 from runtime.trt_types import to_numpy
 
@@ -60,10 +60,7 @@ class EngineIO(object):
             path, "input" if is_input else "output", name, ", ".join(t[0] for t in self.tensors)))
 
 
-class TensorRTBackend(Backend):
-    name = "tensorrt"
-    device_buffers = True
-
+class TensorRTBackend(DeviceBufferBackend):
     def __init__(self, folder, current_device):
         """folder: an EngineFolder; current_device: runtime.device.identity() of this machine."""
         meta = folder.read()

@@ -157,12 +157,29 @@ extern "C" __global__ void upsample_argmax_early_f16(const __half* logits, int c
 }
 
 // ---- The tiled early-out. One block of blockDim.y warps (blockDim.x = 32) per output tile of
-// tile_w x tile_h pixels. Shared memory (sized on the host by runtime/cuda_ops.py
-// tile_shared_bytes, for the largest window): per texel of the window its candidate set (as a
-// cell), every class's value, winner margin, largest |logit|; the tile's column axis; per texel
-// its winner and cell label. The lanes of a warp write consecutive pixels of a row, so they
-// mostly share a cell (and its candidates): little divergence.
+// tile_w x tile_h pixels. Shared memory: per texel of the window its candidate set (as a cell),
+// every class's value, winner margin, largest |logit|; the tile's column axis; per texel its
+// winner and cell label. The lanes of a warp write consecutive pixels of a row, so they mostly
+// share a cell (and its candidates): little divergence.
 #define FULL_WARP 0xffffffffu
+
+// The shared-memory layout, region by region in this order: name, element type, its bytes,
+// elements. The kernel carves its buffers from this table, and the host sizes each launch from
+// the same table (runtime/kernels/__init__.py reads it for cuda_ops.tile_shared_bytes), so the
+// two cannot disagree: change the layout here only.
+#define TILE_SHARED(REGION)                          \
+    REGION(cands, unsigned long long, 8, texels)     \
+    REGION(vals, float, 4, classes * texels)         \
+    REGION(gap, float, 4, texels)                    \
+    REGION(big, float, 4, texels)                    \
+    REGION(xa, Axis, 16, tile_w)                     \
+    REGION(arg, unsigned char, 1, texels)            \
+    REGION(label, unsigned char, 1, texels)
+
+#define TILE_CARVE(name, type, bytes, count)                                           \
+    static_assert(sizeof(type) == (bytes), "TILE_SHARED: " #name " is not " #bytes " bytes"); \
+    type* name = (type*)at;                                                            \
+    at = (unsigned char*)(name + (count));
 
 struct Axis {  // one output index: window-relative source texels and their weights
     int i0, i1;
@@ -305,11 +322,8 @@ __device__ void upsample_argmax_tiles(const T* __restrict__ logits, int classes,
     Axis fx = axis_at(ox, sx, w, 0), lx = axis_at(ox + nx - 1, sx, w, 0);
     Axis fy = axis_at(oy, sy, h, 0), ly = axis_at(oy + ny - 1, sy, h, 0);
     int tx = fx.i0, ty = fy.i0, cols = lx.i1 - tx + 1, rows = ly.i1 - ty + 1, texels = rows * cols;
-    unsigned long long* cands = shared;
-    float* vals = (float*)(cands + texels);
-    float *gap = vals + classes * texels, *big = gap + texels;
-    Axis* xa = (Axis*)(big + texels);
-    unsigned char *arg = (unsigned char*)(xa + tile_w), *label = arg + texels;
+    unsigned char* at = (unsigned char*)shared;
+    TILE_SHARED(TILE_CARVE)
     for (int x = tid; x < nx; x += threads) xa[x] = axis_at(ox + x, sx, w, tx);
     load_window(logits, classes, h, w, ty, tx, rows, cols, vals);
     __syncthreads();

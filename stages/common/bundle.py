@@ -7,7 +7,7 @@ import os
 import tarfile
 import time
 
-from stages.common import files
+from stages.common import files, precisions
 from stages.common.errors import ArtifactError
 
 # The device wing only: stages/host/ (torch, transformers) never travels to the device.
@@ -30,8 +30,8 @@ def bundle_inputs(cfg, layout):
     """Every file that goes into the bundle, relative to the project root."""
     images = sorted(set(layout.images + [cfg["bench"]["image"]]))
     artifacts = [layout.manifest] + layout.golden_targets() + [
-        layout.onnx_model, layout.onnx_sidecar, layout.onnx_report, layout.precision_report] + (
-        [layout.precision_model] if cfg["engine"]["precision"] == "fp16" else [])  # fp16 islands
+        layout.onnx_model, layout.onnx_sidecar, layout.onnx_report] + precisions.get(
+        cfg["engine"]["precision"]).link_outputs(layout)  # fp16: the islands' mixed model
     return ([f for f in TOP_FILES if os.path.exists(f)] + _code_files() + images + artifacts
             + _evaluate_files(cfg, layout))
 
@@ -44,7 +44,7 @@ def fold_pair_files(cfg, layout):
     from stages.device.fold_engines import pair_paths
     paths = pair_paths(layout, cfg["onnx"]["fold"])
     return [paths["onnx"], paths["record"]] + (
-        [paths["mixed"]] if cfg["engine"]["precision"] == "fp16" else [])
+        [paths["mixed"]] if precisions.get(cfg["engine"]["precision"]).host_artifact else [])
 
 
 def _evaluate_files(cfg, layout):

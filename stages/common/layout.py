@@ -1,8 +1,9 @@
 """Where every artifact lives, derived from the config (pure path arithmetic, no heavy imports)."""
 import os
 
+from runtime.kernels import KERNELS
+
 GOLDEN_FILES = ("input.npy", "logits.npy", "mask.png", "overlay.jpg")
-KERNELS = ("preprocess", "postprocess", "overlay")
 
 
 class Layout(object):

@@ -1,10 +1,11 @@
 """Every setting of the pipeline as data: pipeline.yaml's sections and keys, and the command-line
 variables, each of which overrides named keys (so `alpha=2` is checked by the same rule, with the
 same message, as `infer.alpha: 2`). stages.common.config applies it."""
+from runtime.backends import names as backend_names  # the backend registry, read live
+from stages.common.precisions import names as precision_names  # the precision table
 
 # rtx: TensorRT-RTX (11.1 table)
 TRT_TARGETS = ("8.0", "8.2", "8.4", "8.5", "8.6", "10", "11", "rtx")
-BACKENDS = ("auto", "tensorrt", "onnxruntime")  # the same tuple as runtime.backends.BACKENDS
 # engine.keep_fp32: the layer groups stages/host/precision.py finds (precision_groups)
 PRECISION_GROUPS = ("LayerNorm", "Softmax")
 # The bounds table: every number's sane range (a limit that can never fail, or a size no machine
@@ -20,8 +21,14 @@ class Key(object):
     and its limits. A float is always finite (NaN and infinity are refused)."""
 
     def __init__(self, kind, default, choices=None, optional=False, minimum=None, maximum=None):
-        self.kind, self.default, self.choices = kind, default, choices
+        self.kind, self.default, self._choices = kind, default, choices
         self.optional, self.minimum, self.maximum = optional, minimum, maximum
+
+    @property
+    def choices(self):
+        """The accepted values; a function (such as the backend registry's names) is asked
+        each time, so what registers later is accepted too."""
+        return self._choices() if callable(self._choices) else self._choices
 
 
 def _fraction(default):
@@ -68,13 +75,13 @@ SCHEMA = {
         "budget_mb": Key("int", 6000, minimum=500, maximum=1048576),
     },
     "engine": {
-        "precision": Key("choice", "fp16", choices=("fp32", "fp16")),
+        "precision": Key("choice", "fp16", choices=precision_names),
         "workspace_mb": Key("int", 1024, minimum=16, maximum=1 << 18),  # 256 GB
         "keep_fp32": Key("strs", ["LayerNorm", "Softmax"], choices=PRECISION_GROUPS),
         "timing_cache": Key("bool", True),
     },
     "verify": {
-        "backend": Key("choice", "auto", choices=BACKENDS),
+        "backend": Key("choice", "auto", choices=backend_names),
         "fp32": _thresholds(1e-3, 1e-3, 1e-4, 0.999, 0.99),
         "fp16": _thresholds(1e-3, 0.05, 0.006, 0.995, 0.89),  # from `doit precision`'s limits
     },
@@ -83,7 +90,7 @@ SCHEMA = {
         "out": Key("outdir", "artifacts/infer"),
         "alpha": _fraction(0.5),
         "mode": Key("choice", "both", choices=("overlay", "mask", "both")),
-        "backend": Key("choice", "auto", choices=BACKENDS),
+        "backend": Key("choice", "auto", choices=backend_names),
         "n": Key("int", None, optional=True, minimum=1, maximum=10 ** 9),
         "sequential": Key("bool", False),
         "max_megapixels": Key("float", 80.0, minimum=0.01, maximum=1000),
@@ -92,7 +99,7 @@ SCHEMA = {
         "image": Key("path", "examples/street_1920x1080.jpg"),
         "iterations": Key("int", 50, minimum=1, maximum=10 ** 6),
         "warmup": Key("int", 5, minimum=0, maximum=10 ** 4),
-        "backend": Key("choice", "auto", choices=BACKENDS),
+        "backend": Key("choice", "auto", choices=backend_names),
         "cpu": Key("bool", True),
         "compare_fold": Key("bool", False),  # issue 22: both engines side by side (TensorRT)
     },
@@ -113,7 +120,8 @@ VARIABLES = {
     "out": ("the output folder (infer)", ("infer.out",)),
     "alpha": ("the overlay blend 0..1 (infer)", ("infer.alpha",)),
     "mode": ("overlay, mask or both (infer)", ("infer.mode",)),
-    "backend": ("auto, tensorrt or onnxruntime (verify, infer, bench)",
+    "backend": ("%s or %s (verify, infer, bench)" % (", ".join(backend_names()[:-1]),
+                                                      backend_names()[-1]),
                 ("verify.backend", "infer.backend", "bench.backend")),
     "n": ("frames (infer) or timed iterations (bench)", ("infer.n", "bench.iterations")),
     "sequential": ("1 to run infer's stream stages one after another (no pipelining)",

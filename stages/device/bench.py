@@ -206,14 +206,14 @@ def run_bench(cfg, layout, cpu_compare=None, fold_compare=None):
               "load_ms": 1000.0 * (time.perf_counter() - t0), "conditions": conditions}
     report["seconds"] = {"load": report["load_ms"] / 1000.0}
     report["pipeline"] = part(report, "pipeline", pipeline_bench, seg, image, n, warmup)
-    engine_ms = report["pipeline"]["infer"]["p50"] if seg.backend.name == "tensorrt" else None
+    engine_ms = report["pipeline"]["infer"]["p50"] if seg.backend.needs_engine else None
     report["kernels_vs_cpu"] = part(report, "kernels", kernel_ratios, layout, n, warmup, engine_ms)
     # issue 16: CPU post full vs early-out, stream sequential vs pipelined
     report["cpu_postprocess_early_vs_full"] = part(
         report, "cpu_post", benchmarks.cpu_post, synthetic_case()[1], 1080, 1920,
         plan["cpu_post"], plan["cpu_post_warmup"])
     report["stream"] = part(report, "stream", stream_fps, seg, image, plan["stream_frames"])
-    if seg.backend.name == "tensorrt":
+    if seg.backend.needs_engine:
         report["trtexec"] = part(report, "trtexec", doctor.trtexec_crosscheck,
                                  seg.backend.source, n)
     host_comparisons(report, cfg, layout, cpu_compare, fold_compare)

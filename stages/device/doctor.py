@@ -13,9 +13,10 @@ from importlib.util import find_spec
 
 from runtime import jetson
 from runtime.device import probe_gpu, probe_tensorrt, slug
+from runtime.engine_folder import ENGINE, EngineFolder
+from runtime.kernels import KERNELS, cubin
 from stages.common.errors import DeviceError
 from stages.common.files import sha256_file
-from stages.common.layout import KERNELS
 from stages.device import doctor_checks as checks
 from stages.device.doctor_checks import row
 
@@ -83,11 +84,11 @@ def context(layout=None, engine_cfg=None, root="/", env=None, runner=jetson.run_
                      "gpu": ["runtime_check", "verify"], "host": ["verify"]}[role],
            "workspace_mb": (engine_cfg or {}).get("workspace_mb", 1024),
            "onnx_target": _onnx_target(layout) if layout else None}
-    engine = layout and os.path.join(layout.engine_dir(ctx["slug"]), "model.engine")
+    engine = layout and EngineFolder(layout.engine_dir(ctx["slug"])).engine
     kernels = layout and ctx["sm"] and layout.kernels_dir(ctx["sm"])
     ctx["engine_here"] = bool(engine and fp["tensorrt"] and os.path.isfile(engine))
     ctx["kernels_here"] = bool(kernels) and all(
-        os.path.isfile(os.path.join(kernels, k + ".cubin")) for k in KERNELS)
+        os.path.isfile(cubin(kernels, k)) for k in KERNELS)
     ctx["next"] = _next_link(ctx)
     return ctx
 
@@ -117,7 +118,7 @@ def check_onnx(ctx):
 
 def _engine_tensorrt(folder):
     try:
-        with open(os.path.join(folder, "model.json")) as f:
+        with open(EngineFolder(folder).sidecar) as f:
             return json.load(f)["engine"]["tensorrt"]
     except (IOError, OSError, ValueError, KeyError, TypeError):
         return "unknown"
@@ -126,7 +127,7 @@ def _engine_tensorrt(folder):
 def check_engines(ctx):
     layout = ctx["layout"]
     folders = [os.path.dirname(p) for p in sorted(glob.glob(
-        os.path.join(layout.engine_root, "*", "model.engine")))]
+        os.path.join(layout.engine_root, "*", ENGINE)))]
     others = [os.path.basename(f) for f in folders if os.path.basename(f) != ctx["slug"]]
     listed = ", ".join("%s (TensorRT %s)" % (o, _engine_tensorrt(layout.engine_dir(o)))
                        for o in others) or "none"

@@ -6,6 +6,7 @@ import os
 import time
 
 from runtime import files
+from stages.common import precisions
 from stages.common.errors import ArtifactError, EngineError
 from stages.device import settings as device
 from stages.device.doctor import check_build_memory
@@ -53,10 +54,11 @@ def build_source(trt, engine_cfg, layout, data, meta):
     from stages.device import trt_precision as tp
     mode = tp.typing(trt, engine_cfg["precision"])
     source = {"onnx": data, "name": os.path.basename(layout.onnx_model), "typing": mode}
-    if mode == "fp32":
+    recipe = precisions.recipe(mode)
+    if not recipe.reduced:
         return source
     report = precision_report(layout, meta)
-    if mode == "strong":
+    if recipe.from_link:
         source.update(onnx=mixed_model(layout, report, trt.__version__),
                       name=os.path.basename(layout.precision_model), islands=report["islands"])
     elif report is not None:
@@ -111,11 +113,12 @@ def island_lines(info):
 def summary_lines(info):
     """The precision record in words (printed, and appended to build.log)."""
     p, out = info["precision"], []
-    if p["typing"] == "weak":
+    recipe = precisions.recipe(p["typing"])
+    if recipe.pins:
         out.append("fp32 pinned: %d layers for %d islands (%s)" % (
             len(p["pinned_layers"]), p["islands"],
             ", ".join("%s %d" % kv for kv in sorted(p["pinned_by_op"].items()))))
-    elif p["typing"] == "strong":
+    elif recipe.strongly_typed:
         out.append("strongly typed from %s" % info["onnx"])
     else:
         out.append("fp32 engine")

@@ -12,6 +12,7 @@ import time
 
 from runtime import files
 from runtime.engine_folder import EngineFolder
+from stages.common import precisions
 from stages.common.userpath import shown
 from stages.device import settings as device
 
@@ -47,10 +48,11 @@ def other_source(trt, cfg, layout, paths):
     """What the builder parses for the other graph, as engine.build_source does for model.onnx."""
     from stages.device import trt_precision as tp
     mode = tp.typing(trt, cfg["engine"]["precision"])
-    name = paths["mixed"] if mode == "strong" else paths["onnx"]
+    recipe = precisions.recipe(mode)
+    name = paths["mixed"] if recipe.from_link else paths["onnx"]
     with open(name, "rb") as f:
         source = {"onnx": f.read(), "name": os.path.basename(name), "typing": mode}
-    if mode != "fp32" and os.path.isfile(layout.precision_report):
+    if recipe.reduced and os.path.isfile(layout.precision_report):
         record = files.read_json(paths["record"])  # the islands the host found in this graph
         source["islands"] = record["islands"] if "islands" in record else files.read_json(
             layout.precision_report)["islands"]
@@ -110,7 +112,8 @@ def compare_engines(cfg, layout, n, warmup, main_backend):
                          "`doit onnx` on the host and copy the bundle again."}
     folded = head["folded"]
     paths = pair_paths(layout, folded)
-    problem = missing(layout, paths, tp.typing(trt, cfg["engine"]["precision"]) == "strong")
+    problem = missing(layout, paths,
+                      precisions.recipe(tp.typing(trt, cfg["engine"]["precision"])).from_link)
     if problem:
         return {"error": problem}
     folder, build_seconds = other_engine(trt, cfg, layout, paths, meta)
@@ -142,7 +145,7 @@ def run_if_asked(report, cfg, layout, seg):
     sentence where this run has no TensorRT engine to compare)."""
     if not cfg["bench"]["compare_fold"]:
         return
-    if seg.backend.name != "tensorrt":
+    if not seg.backend.needs_engine:
         report["fold_engines"] = {"error": "bench.compare_fold: this run's backend is %s, not "
                                            "TensorRT: run it on the device after `doit "
                                            "build_engine`." % seg.backend.name}

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 
+from runtime.kernels import cubin as cubin_path
 from stages.common import files
 from stages.common.errors import DeviceError
 from stages.common.layout import kernel_sources
@@ -30,7 +31,7 @@ def compile_kernels(out_dir, arch):
     nvcc = None
     for src in kernel_sources():
         name = os.path.splitext(os.path.basename(src))[0]
-        cubin = os.path.join(out_dir, name + ".cubin")
+        cubin = cubin_path(out_dir, name)
         sha = files.sha256_file(src)
         if record.get(name) == sha and os.path.isfile(cubin):
             print("runtime_check: %s.cubin is up to date for %s" % (name, arch))

@@ -25,12 +25,12 @@ def kernels_for_this_gpu(layout, required):
 def open_runtime(layout, backend="auto", keep_logits=False, pre_post="auto"):
     """The runtime verify, infer, bench and runtime_check use: the backend chosen once, by
     runtime.backends.open_backend, from this device's engine folder and model.onnx."""
-    from runtime.backends import open_backend
+    from runtime.backends import AUTO, entry, open_backend
     from runtime.segmenter import Segmenter
-    if backend == "tensorrt" and not device.fingerprint()["tensorrt"]:
-        raise DeviceError("backend=tensorrt: this machine cannot run TensorRT (no TensorRT Python "
+    if backend != AUTO and entry(backend).needs_engine and not device.fingerprint()["tensorrt"]:
+        raise DeviceError("backend=%s: this machine cannot run TensorRT (no TensorRT Python "
                           "module here; engines run on the device they were built on): use "
-                          "backend=onnxruntime or auto here, or run this on the device.")
+                          "backend=onnxruntime or auto here, or run this on the device." % backend)
     b = open_backend(backend, device.engine_folder(layout), layout.onnx_model,
                      device.identity(device.fingerprint()))
     kernels = None if pre_post == "cpu" else kernels_for_this_gpu(layout, pre_post == "gpu")

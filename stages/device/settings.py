@@ -1,6 +1,7 @@
 """The device side of the layout: this device's engine folder, the settings that decide whether
 device-side tasks rerun, and the refusals on machines that lack TensorRT or CUDA. The fingerprint
 itself lives in runtime/device.py and the engine folder's files in runtime/engine_folder.py."""
+from runtime import backends
 from runtime.device import fingerprint, identity, slug
 from runtime.engine_folder import EngineFolder
 from stages.common.errors import DeviceError
@@ -42,7 +43,7 @@ def check_settings(layout, cfg):
 
 
 def verify_settings(cfg, layout, backend):
-    engine = _engine_sha(layout) if backend in ("auto", "tensorrt") else None
+    engine = _engine_sha(layout) if backends.may_use_engine(backend) else None
     return {"backend": backend, "verify": cfg["verify"], "engine_sha256": engine}
 
 

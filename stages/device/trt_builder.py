@@ -15,6 +15,7 @@ feature detection (the facts, per release tag, are in tests/doubles/tensorrt_dou
 In this project's CI it runs against the TensorRT test double (tests/doubles); the strongly
 typed path also ran against TensorRT-RTX 1.7's real parser and builder (docs/device-runs/)."""
 from stages.common.errors import EngineError
+from stages.common import precisions
 from stages.device import trt_precision as tp
 from stages.device.trt_progress import BuildState, Heartbeat, attach_progress, make_logger, say
 
@@ -96,15 +97,17 @@ def build_plan(trt, builder, network, config, settings, lines, state, previous=N
 
 
 def apply_precision(trt, builder, config, network, mode, islands):
-    if mode == "fp32":
-        return {"typing": "fp32"}
+    """mode: the Recipe's name (stages/common/precisions.py) this build follows."""
+    recipe = precisions.recipe(mode)
+    if not recipe.reduced:
+        return {"typing": mode}
     if not getattr(builder, "platform_has_fast_fp16", True):  # gone in 11.x: strong typing decides
         raise EngineError("engine.precision is fp16, but this GPU has no fast fp16: set "
                           "engine.precision: fp32 in pipeline.yaml.")
-    if mode == "strong":
-        return {"typing": "strong"}
+    if not recipe.pins:
+        return {"typing": mode}
     record = tp.pin_islands(trt, network, islands or [])
-    record.update({"typing": "weak", "flags": ["FP16", tp.set_weak_fp16(trt, config)]})
+    record.update({"typing": mode, "flags": ["FP16", tp.set_weak_fp16(trt, config)]})
     if record["unmatched_islands"]:
         say("build_engine: warning: no layer of the parsed network computes the islands %s; they "
             "cannot be pinned." % ", ".join(record["unmatched_islands"]))
@@ -133,6 +136,6 @@ def build(trt, source, settings, timing_cache, lines, previous=None):
     cache = bytes(cache.serialize()) if cache is not None else None
     plan = bytes(plan)
     del parser, network, config
-    pins = info["precision"] if info["precision"]["typing"] == "weak" else None
+    pins = info["precision"] if precisions.recipe(source["typing"]).pins else None
     info["inspector"] = tp.check_engine(trt, trt.Runtime(logger), plan, pins)
     return plan, cache, info

@@ -1,7 +1,8 @@
 """Precision in the engine link, per TensorRT generation (README "fp16 on each TensorRT
 generation").
 
-- typing(): "fp32"; "strong" where the TensorRT has strong typing (the STRONGLY_TYPED network flag
+- typing(): the Recipe of engine.precision (stages/common/precisions.py): "fp32"; for fp16
+  "strong" where the TensorRT has strong typing (the STRONGLY_TYPED network flag
   from 9.0/10.x, always on in 11.x and TensorRT-RTX, which have no BuilderFlag.FP16): the fp16
   engine is built from model.mixed.onnx, whose own types and Cast nodes say what runs in fp16, with
   no weak-typing call at all; "weak" on 8.0-8.6 (the Jetson Nano): model.onnx with FP16 plus
@@ -15,7 +16,9 @@ generation").
 import json
 
 from runtime.trt_types import short_name
+from stages.common import precisions
 from stages.common.errors import EngineError
+from stages.common.precisions import HALF
 
 HELPER_TENSOR = "(Unnamed Layer*"  # TensorRT's default name for a tensor no ONNX node named
 
@@ -25,11 +28,15 @@ def weak_typing(trt):
     return hasattr(trt.BuilderFlag, "FP16")
 
 
+def strongly_typed(trt):
+    """This TensorRT can build reduced precision from the network's own types (the
+    STRONGLY_TYPED flag from 9.0/10.x), or can do nothing else (11.x, TensorRT-RTX)."""
+    return hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED") or not weak_typing(trt)
+
+
 def typing(trt, precision):
-    if precision != "fp16":
-        return "fp32"
-    flags = trt.NetworkDefinitionCreationFlag
-    return "strong" if hasattr(flags, "STRONGLY_TYPED") or not weak_typing(trt) else "weak"
+    """The name of engine.precision's Recipe on this TensorRT (stages/common/precisions.py)."""
+    return precisions.get(precision).recipe(strongly_typed(trt)).typing
 
 
 def network_flags(trt, builder, mode):
@@ -39,7 +46,7 @@ def network_flags(trt, builder, mode):
     kinds, flags = trt.NetworkDefinitionCreationFlag, 0
     if hasattr(builder, "max_batch_size") and hasattr(kinds, "EXPLICIT_BATCH"):
         flags |= 1 << int(kinds.EXPLICIT_BATCH)
-    if mode == "strong" and weak_typing(trt):
+    if precisions.recipe(mode).strongly_typed and weak_typing(trt):
         flags |= 1 << int(kinds.STRONGLY_TYPED)
     return flags
 
@@ -179,11 +186,11 @@ def summary(layers):
 def offenders(layers, pins):
     """Engine layers that hold a pinned layer (by fused name or island output) and output fp16."""
     names, tensors, bad = set(pins["pinned_layers"]), set(pins["island_tensors"]), []
-    for name, outputs, precisions in layers:
+    for name, outputs, layer_precisions in layers:
         if name.startswith("Reformatting CopyNode"):
             continue
         parts = set(p.strip() for p in name.split(" + "))
-        if (parts & names or tensors.intersection(outputs)) and "fp16" in precisions:
+        if (parts & names or tensors.intersection(outputs)) and HALF in layer_precisions:
             bad.append(name)
     return bad
 

@@ -7,6 +7,7 @@ import numpy as np
 
 from stages.common import compare
 from stages.common import files
+from stages.common import precisions
 from stages.common.errors import ArtifactError, ToleranceError
 
 LAYERS = (("a", "input_max_abs", "pre-processing (runtime tensor vs golden input tensor)"),
@@ -103,7 +104,7 @@ def run_verify(cfg, layout, backend=None):
     seg = open_runtime(layout, backend)
     info = describe(seg)
     precision = seg.backend.precision
-    limits = cfg["verify"][precision]
+    limits = precisions.limits(cfg["verify"], precision)
     rows = []
     from runtime.golden import read_index
     for i, rec in enumerate(read_index(layout.golden_json)):
@@ -122,7 +123,8 @@ def run_verify(cfg, layout, backend=None):
     if bad:
         raise ToleranceError("verify failed on %s: %s (thresholds: verify.%s in pipeline.yaml; "
                              "pictures in %s)." % (
-            bad[0]["image"], bad[0]["failures"][0], precision, layout.verify_dir))
+            bad[0]["image"], bad[0]["failures"][0], precisions.get(precision).verify_key,
+            layout.verify_dir))
 
 
 def print_table(report):

@@ -14,6 +14,7 @@ import os
 from stages.common import files
 from stages.common.errors import CheckoutError
 from stages.host import checkout_weights as weights_check
+from stages.host import families
 
 CONFIG, PREPROCESSOR = "config.json", "preprocessor_config.json"
 SUPPORTED_RESAMPLE = {2: "bilinear"}
@@ -95,16 +96,13 @@ def _read_json(model_dir, name):
 
 def validate_config(model_dir):
     cfg = _read_json(model_dir, CONFIG)
-    if cfg.get("model_type") != "segformer":
-        raise CheckoutError("config.json in %s describes a %r model, not a SegFormer: point "
-                            "model.path at a SegFormer checkout." % (
-                                model_dir, cfg.get("model_type")))
-    archs = cfg.get("architectures") or ["SegformerForSemanticSegmentation"]
-    if not isinstance(archs, list) or "SegformerForSemanticSegmentation" not in archs:
-        raise CheckoutError("config.json in %s is a SegFormer for %s, not for semantic "
-                            "segmentation: use a SegformerForSemanticSegmentation checkout." % (
-                                model_dir, archs))
+    families.for_config(cfg, model_dir).check_config(cfg, model_dir)
     return _labels(cfg, model_dir)
+
+
+def family(model_dir):
+    """The model family (stages/host/families) of the checkout in model_dir."""
+    return families.for_config(_read_json(model_dir, CONFIG), model_dir)
 
 
 def _labels(cfg, model_dir):
@@ -207,8 +205,9 @@ def model_files(model_dir):
 
 
 def load_model(model_dir, manifest, allow_pickle):
-    """The checkout's SegFormer (eager attention, CPU, eval): the only place its weights are
-    loaded. A pickle is loaded only with model.allow_pickle, whatever the manifest says."""
+    """The checkout's model (its family's loader: eager attention, CPU), in eval mode: the only
+    place its weights are loaded. A pickle is loaded only with model.allow_pickle, whatever the
+    manifest says."""
     fmt = manifest["weights"]["format"]
     if fmt != "safetensors" and not allow_pickle:
         raise CheckoutError("The weights in %s are a pickle (%s), which can run code when loaded, "
@@ -221,13 +220,10 @@ def load_model(model_dir, manifest, allow_pickle):
         raise CheckoutError("%s no longer has %s (the checkout changed since `doit checkout`): run "
                             "`doit checkout`." % (model_dir, gone[0]))
     _recheck(model_dir, manifest)
-    from transformers import SegformerForSemanticSegmentation
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()  # "Loading weights: 0%|..." is not ours to print
     try:
-        model, info = SegformerForSemanticSegmentation.from_pretrained(
-            model_dir, attn_implementation="eager", use_safetensors=fmt == "safetensors",
-            local_files_only=True, output_loading_info=True)
+        model, info = family(model_dir).load(model_dir, fmt == "safetensors")
     except (OSError, ValueError, RuntimeError) as e:
         raise CheckoutError("transformers could not load the checkout in %s (%s: %s): run `doit "
                             "checkout` to validate it." % (
@@ -253,8 +249,5 @@ def _recheck(model_dir, manifest):
 
 
 def load_processor(model_dir):
-    """The checkout's image processor, Pillow backend (what the golden files are made with)."""
-    import transformers
-    proc_cls = (getattr(transformers, "SegformerImageProcessorPil", None)
-                or transformers.SegformerImageProcessor)
-    return proc_cls.from_pretrained(model_dir, local_files_only=True)
+    """The checkout's image processor, as its family loads it (what golden files are made with)."""
+    return family(model_dir).load_processor(model_dir)

@@ -7,21 +7,17 @@ import os
 
 import numpy as np
 
+from stages.common import precisions
 from stages.device.evaluate import Variant
 
 
 def reference_variant(cfg, layout):
-    import torch
     from stages.host.golden import checkout_manifest, load_reference
     manifest = checkout_manifest(layout.manifest)
-    model, processor = load_reference(cfg["model"]["path"], manifest, cfg["model"]["allow_pickle"])
+    reference = load_reference(cfg["model"]["path"], manifest, cfg["model"]["allow_pickle"])
 
-    def mask(bgr):
-        inputs = processor(images=np.ascontiguousarray(bgr[..., ::-1]), return_tensors="pt")
-        with torch.no_grad():
-            out = model(pixel_values=inputs["pixel_values"])
-        seg = processor.post_process_semantic_segmentation(out, target_sizes=[bgr.shape[:2]])[0]
-        return seg.numpy().astype(np.uint8)
+    def mask(bgr):  # the golden link's mask: the model family's golden_case
+        return reference.case(np.ascontiguousarray(bgr[..., ::-1]))[2]
     return Variant("reference", "transformers on the CPU (%s)" % os.path.basename(
         os.path.normpath(cfg["model"]["path"])), "host", mask)
 
@@ -60,6 +56,7 @@ def host_variants(cfg, layout):
     """The reference, and the fp16 preview when the engine is fp16 and the precision link made
     model.mixed.onnx from this model.onnx."""
     out = [reference_variant(cfg, layout)]
-    if cfg["engine"]["precision"] == "fp16" and has_current_mixed_model(layout):
+    if (precisions.get(cfg["engine"]["precision"]).host_artifact is not None
+            and has_current_mixed_model(layout)):
         out.append(fp16_preview_variant(layout))
     return out

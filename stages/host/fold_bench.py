@@ -11,7 +11,7 @@ import platform
 from runtime.golden import load_case, read_index
 from runtime.reference import upsample_argmax
 from runtime.sidecar import INPUT_NAME, OUTPUT_NAME
-from stages.common import files
+from stages.common import files, precisions
 from stages.device.bench import percentiles, timed
 
 
@@ -142,7 +142,7 @@ def ship_pair(cfg, layout):
     paths = pair_paths(layout, folded)
     counterpart(cfg, layout, folded)
     record = files.read_json(paths["record"])
-    if cfg["engine"]["precision"] == "fp16":
+    if precisions.get(cfg["engine"]["precision"]).host_artifact is not None:  # islands to map
         model = onnx.load(paths["onnx"])
         names = set(node.name for node in model.graph.node)
         islands = [i for i in files.read_json(layout.precision_report)["islands"]

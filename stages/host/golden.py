@@ -1,4 +1,4 @@
-"""golden link (host only): run transformers' SegFormer and its image processor on the CPU and
+"""golden link (host only): run the checkout's model and its image processor on the CPU and
 save, per image, the exact input tensor, the logits, the mask and an overlay, plus golden.json.
 
 The mask is made in the reference order: upsample the logits bilinearly to the original size,
@@ -30,13 +30,29 @@ def pass_order():
     return "pillow13" if int(PIL.__version__.split(".")[0]) >= 13 else "horizontal_first"
 
 
+class Reference(object):
+    """The checkout's model and image processor, run as their family (stages/host/families)
+    runs them."""
+
+    def __init__(self, family, model, processor):
+        self.family, self.model, self.processor = family, model, processor
+
+    def case(self, rgb):
+        """(input tensor, logits, mask) for one RGB image: the golden files."""
+        return self.family.golden_case(self.model, self.processor, rgb)
+
+    def logits(self, pixel_values):
+        return self.family.logits(self.model, pixel_values)
+
+
 def load_reference(model_dir, manifest, allow_pickle=False):
-    """The HF model (eager attention, CPU, eval) and its PIL-backend image processor, both loaded
-    through the checkout link's loaders (the only way in; they enforce model.allow_pickle)."""
+    """The reference model (CPU, eval) and its PIL-backend image processor, both loaded through
+    the checkout link's loaders (the only way in; they enforce model.allow_pickle)."""
     import torch
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    return (checkout.load_model(model_dir, manifest, allow_pickle),
-            checkout.load_processor(model_dir))
+    return Reference(checkout.family(model_dir), checkout.load_model(model_dir, manifest,
+                                                                     allow_pickle),
+                     checkout.load_processor(model_dir))
 
 
 def read_golden_image(path):
@@ -59,13 +75,13 @@ def run_golden(cfg, layout):
     model_dir, alpha = cfg["model"]["path"], cfg["golden"]["overlay_alpha"]
     allow_pickle = cfg["model"]["allow_pickle"]
     manifest = checkout_manifest(layout.manifest)
-    model, processor = load_reference(model_dir, manifest, allow_pickle)
+    reference = load_reference(model_dir, manifest, allow_pickle)
     staged = files.staged_dir(layout.golden_dir)
     try:
-        records = [_one_image(model, processor, manifest, layout, staged, i, path, alpha)
+        records = [_one_image(reference, manifest, layout, staged, i, path, alpha)
                    for i, path in enumerate(layout.images)]
         files.write_json(os.path.join(staged, os.path.basename(layout.golden_json)),
-                         _index(records, layout.manifest, processor, manifest))
+                         _index(records, layout.manifest, reference.processor, manifest))
         files.replace_dir(staged, layout.golden_dir)
     finally:
         if os.path.isdir(staged):
@@ -80,15 +96,9 @@ def checkout_manifest(path):
     return manifest
 
 
-def _one_image(model, processor, manifest, layout, staged, i, path, alpha):
-    import torch
+def _one_image(reference, manifest, layout, staged, i, path, alpha):
     bgr = read_golden_image(path)
-    inputs = processor(images=np.ascontiguousarray(bgr[..., ::-1]), return_tensors="pt")
-    with torch.no_grad():
-        out = model(pixel_values=inputs["pixel_values"])
-    mask = processor.post_process_semantic_segmentation(out, target_sizes=[bgr.shape[:2]])[0]
-    mask = mask.numpy().astype(np.uint8)
-    tensor, logits = inputs["pixel_values"].numpy(), out.logits.numpy()
+    tensor, logits, mask = reference.case(np.ascontiguousarray(bgr[..., ::-1]))
     require_finite(logits, DAMAGED % path)
     final = layout.golden_case_dir(i, path)
     folder = os.path.join(staged, os.path.relpath(final, layout.golden_dir))

@@ -8,7 +8,7 @@ import time
 
 from stages.common import compare
 from stages.common import files
-from stages.host import onnx_gate
+from stages.host import checkout, onnx_gate
 from stages.common.errors import ExportError, ToleranceError
 from runtime import palette as pal
 from runtime.finite import DAMAGED
@@ -24,10 +24,10 @@ EXPORT_SETTINGS = {  # declared as data, recorded in report.json
 
 
 def export_graph(model_dir, manifest, opset, path, allow_pickle=False, fold=False):
-    """torch model (its decode head folded when `fold`, stages.host.segformer_fold) -> ONNX file
-    at `path` (written atomically); returns the export seconds."""
+    """torch model (rewritten by its family first: e.g. the decode head folded when `fold`) ->
+    ONNX file at `path` (written atomically); returns the export seconds."""
     import torch
-    from stages.host.checkout import load_model  # the one loader of the checkout (pickle policy)
+    family = checkout.family(model_dir)
 
     class LogitsOnly(torch.nn.Module):
         def __init__(self, model):
@@ -35,12 +35,10 @@ def export_graph(model_dir, manifest, opset, path, allow_pickle=False, fold=Fals
             self.model = model
 
         def forward(self, pixel_values):
-            return self.model(pixel_values=pixel_values).logits
+            return family.logits(self.model, pixel_values)
 
-    model = load_model(model_dir, manifest, allow_pickle)
-    if fold:
-        from stages.host.segformer_fold import fold_decode_head
-        fold_decode_head(model)
+    model = checkout.load_model(model_dir, manifest, allow_pickle)  # the one loader (pickles)
+    family.rewrite(model, fold)
     dummy = torch.zeros(1, 3, manifest["input"]["height"], manifest["input"]["width"])
     t0 = time.time()
     with files.atomic_path(path, suffix=".onnx") as tmp:
@@ -142,26 +140,23 @@ def run_onnx(cfg, layout):
             if os.path.exists(leftover):
                 os.remove(leftover)
     sha = hashlib.sha256(data).hexdigest()
-    from stages.host.segformer_fold import fold_record
-    head = fold_record(model, model_dir, onnx_cfg["fold"])
+    fields = checkout.family(model_dir).sidecar_fields(model, model_dir, onnx_cfg["fold"])
     write_sidecar(layout.onnx_sidecar, manifest, model, sha, files.read_json(layout.golden_json),
-                  head)
+                  fields)
     report = _report(onnx_cfg, counts, gate, rows, sha, len(data), seconds, model)
-    report.update(export_opset=opset, decode_head=head)
+    report.update(export_opset=opset, decode_head=fields.get("decode_head"))
     files.write_json(layout.onnx_report, report)
     _summary(report)
 
 
-def write_sidecar(path, manifest, model, sha, golden, decode_head=None):
+def write_sidecar(path, manifest, model, sha, golden, family_fields):
+    """model.json: the runtime's fields, plus what the model's family adds (family_fields)."""
     from runtime.sidecar import model_sidecar
     out = model.graph.output[0].type.tensor_type.shape
-    from stages.host.precision import precision_groups
     meta = model_sidecar(manifest, golden["processor"]["pass_order"],
                          [d.dim_value for d in out.dim], sha,
                          pal.palette_rgb(manifest["num_labels"]))
-    meta["precision_groups"] = precision_groups(model)
-    if decode_head is not None:  # issue 22: folded or not, and the MACs of both graphs
-        meta["decode_head"] = decode_head
+    meta.update(family_fields)
     files.write_json(path, meta)
 
 

@@ -12,7 +12,7 @@ needs no islands, and precision.json records that the link was skipped."""
 import os
 import time
 
-from stages.common import files
+from stages.common import files, precisions
 from stages.common.errors import ConfigError, PipelineError
 from stages.host import fp16_convert, precision_preview as pp, precision_scan
 from stages.host import precision_search as ps, precision_verdict as pv
@@ -194,8 +194,8 @@ def _report(cfg, search, result, found, made, budget):
 def run_precision(cfg, layout):
     """The precision link: fp32 islands from the golden data -> model.mixed.onnx, precision.json."""
     fp16_limits = cfg["verify"]["fp16"]
-    if cfg["engine"]["precision"] == "fp32":
-        return _skip(layout)
+    if precisions.get(cfg["engine"]["precision"]).host_artifact is None:
+        return _skip(layout)  # an engine built from model.onnx alone needs no islands
     _check_groups(cfg["engine"]["keep_fp32"])
     budget = Budget(cfg["precision"]["budget_minutes"], cfg["precision"]["budget_mb"])
     import onnx
