@@ -127,7 +127,15 @@ def remove_stale_temps(folder, older_than, depth=None):
 
 # The folders this run may write in (the project, infer's out=): an artifact whose folder
 # resolves elsewhere (through a symlink) is refused. Empty: no limit (the runtime as a library).
-_OWNED = []
+_OWNED = []  # the folders this process may write in, once confine() switched the rule on
+_CONFINED = []
+
+
+def confine(root):
+    """Switch the rule on (a doit run does, for its project root): from now on writes, locks and
+    cleanup stay under `root` and the folders own() adds (out=, bench's scratch folder)."""
+    own(root)
+    _CONFINED[:] = [True]
 
 
 def own(folder):
@@ -144,7 +152,7 @@ def inside(path, root):
 def check_owned(folder):
     """Refuse to write in `folder` when it resolves (through a symlink) outside every owned
     folder: the one rule for what is ours to create and delete."""
-    if not _OWNED:
+    if not _CONFINED:
         return
     real = os.path.realpath(folder)
     if not any(inside(real, root) for root in _OWNED):

@@ -158,6 +158,6 @@ def _no_owned_folders_left_by_another_test():
     prepare_artifacts); a test that ran one in-process must not confine the next test's tmp
     folders to its project."""
     from runtime import files
-    files._OWNED[:] = []
+    files._OWNED[:], files._CONFINED[:] = [], []
     yield
-    files._OWNED[:] = []
+    files._OWNED[:], files._CONFINED[:] = [], []

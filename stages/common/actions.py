@@ -120,7 +120,7 @@ def prepare_artifacts(artifacts, argv=None):
     from stages.common import files, lock
     from stages.common.config import ROOT
     argv = sys.argv if argv is None else argv
-    files.own(ROOT)  # the one rule: writes, locks and cleanup stay inside the project (and out=)
+    files.confine(ROOT)  # the one rule: writes, locks and cleanup stay in the project (and out=)
     created = not os.path.isdir(artifacts)
     os.makedirs(artifacts, exist_ok=True)
     files.check_owned(artifacts)
