@@ -52,7 +52,7 @@ def resolve(cfg, layout, precision):
     """(limits, sources, lines): the limits for an engine of `precision`, each one's source
     (explicit / derived / default), and the lines verify prints about them."""
     key = precisions.get(precision).verify_key
-    limits, sources, lines = dict(cfg["verify"][key]), {}, []
+    limits, sources, lines = dict(precisions.limits(cfg["verify"], precision)), {}, []
     given = cfg.get("explicit") or {}
     found, note = derived(layout) if precisions.get(precision).host_artifact else (None, None)
     lines += [note] if note else []
