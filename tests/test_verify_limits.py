@@ -133,21 +133,32 @@ def test_the_shipped_pipeline_sets_no_fp16_limit_and_sections_stay_as_they_were(
 
 
 def test_verify_reruns_when_the_derived_limits_or_the_explicit_keys_change(tmp_path):
-    from stages.device.settings import verify_settings
+    from stages.device.limits import in_effect
 
     layout = Layout({"artifacts": str(tmp_path), "golden": {"images": ["a"]}})
     cfg = {"verify": {"fp16": dict(FP16)}, "explicit": {}}
-    before = verify_settings(cfg, layout, "onnxruntime")
+    before = in_effect(cfg, layout, "engine")
     place_link(tmp_path)
-    derived = verify_settings(cfg, layout, "onnxruntime")
+    derived = in_effect(cfg, layout, "engine")
     place_link(tmp_path, limits=dict(DERIVED, miou=0.9))
-    again = verify_settings(cfg, layout, "onnxruntime")
+    again = in_effect(cfg, layout, "engine")
     cfg["explicit"] = {"verify.fp16.miou": "pipeline.yaml"}
-    explicit = verify_settings(cfg, layout, "onnxruntime")
+    explicit = in_effect(cfg, layout, "engine")
     digests = [json.dumps(s, sort_keys=True) for s in (before, derived, again, explicit)]
     assert len(set(digests)) == 4
+    assert in_effect(cfg, layout, None)["derived"] is None  # the fp32 ONNX model: not its limits
     place_link(tmp_path, made_from="b" * 64)  # stale: as if there were none
-    assert verify_settings(cfg, layout, "onnxruntime")["limits"]["derived"] is None
+    assert in_effect(cfg, layout, "engine")["derived"] is None
+
+
+def test_verify_settings_hold_the_limits_in_effect(tmp_path):
+    from stages.device.settings import verify_settings
+
+    layout = Layout({"artifacts": str(tmp_path), "golden": {"images": ["a"]}})
+    cfg = {"verify": {"fp16": dict(FP16)}, "explicit": {"verify.fp16.miou": "pipeline.yaml",
+                                                         "infer.n": "the command line"}}
+    assert verify_settings(cfg, layout, "onnxruntime")["limits"] == {
+        "explicit": ["verify.fp16.miou"], "derived": None}
 
 
 @pytest.mark.parametrize("value,supported,key,stricter", [

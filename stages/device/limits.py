@@ -71,12 +71,13 @@ def resolve(cfg, layout, precision):
     return limits, sources, lines
 
 
-def in_effect(cfg, layout):
+def in_effect(cfg, layout, engine_sha256):
     """What decides verify's limits besides verify's own settings, for its up-to-date check:
-    the explicit verify keys and precision.json's derived limits (when they apply)."""
+    the explicit verify keys, and precision.json's derived limits where verify may run an engine
+    (engine_sha256 not None; the ONNX model runs in fp32, which never takes them)."""
     given = cfg.get("explicit") or {}
     try:
-        found = derived(layout)[0]
+        found = derived(layout)[0] if engine_sha256 is not None else None
     except PipelineError as e:  # damaged: verify reruns and says so
         found = str(e)
     return {"explicit": sorted(k for k in given if k.startswith("verify.")), "derived": found}
