@@ -106,6 +106,24 @@ GROUPS = {
         # per test), too slow to repeat for each surviving mutant, in CI's quick mode too
         ["tests/test_bite_doctor.py"],
     ),
+    # round 2 (issue 25): the precision link; test_precision.py's in-process tests only (its
+    # doit runs take about a minute, too slow to repeat per mutant)
+    "precision": (
+        ["stages/host/precision_link.py", "stages/host/precision_scan.py",
+         "stages/host/precision_search.py", "stages/host/precision_preview.py",
+         "stages/host/precision_budget.py", "stages/host/precision_verdict.py",
+         "stages/host/fp16_switchboard.py", "stages/host/fp16_convert.py",
+         "stages/host/fp16_emulate.py"],
+        ["tests/test_bite_precision.py"] + [
+            "tests/test_precision.py::test_" + t for t in (
+                "emulation_reproduces_numpy_float16_overflow_and_islands_repair_it",
+                "mixed_model_types_follow_the_islands",
+                "search_keeps_what_the_masks_need_and_drops_the_rest_in_few_previews",
+                "keep_fp32_groups_are_seeds_dropped_only_when_a_preview_proves_them_unneeded",
+                "no_island_set_is_the_cannot_verdict_and_a_budget_spent_early_has_no_set",
+                "budget_refuses_a_step_that_would_not_fit_in_time_or_memory",
+                "adjacent_islands_stay_fp32_between_them")],
+    ),
 }
 # functions that only print, time or talk to torch/onnxruntime at export time: not decision points
 DO_NOT_MUTATE_FUNCTIONS = (
@@ -317,6 +335,13 @@ def run_group(group, workdir, sample, max_children, wanted=None):
     return dict((n, status.get(n, "not checked")) for n in chosen)
 
 
+# Groups CI's quick gate leaves out, with the reason (docs/mutation.md): the precision group's
+# fast tests do not reach the link's orchestration (run_precision and its steps, which only the
+# minute-long `doit` runs of test_precision exercise), so it scores 65 % in full; `--module
+# precision` still runs it.
+QUICK_SKIP = {"precision": "its orchestration has no in-process test yet"}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -343,7 +368,10 @@ def main(argv=None):
     sample = 10 if a.quick else a.sample
     killed = total = 0
     survivors = []
-    for group in a.module or sorted(GROUPS):
+    groups = a.module or [g for g in sorted(GROUPS) if not (a.quick and g in QUICK_SKIP)]
+    for g in sorted(set(GROUPS) - set(groups)):
+        print("%-10s left out of this run: %s" % (g, QUICK_SKIP.get(g, "not asked for")))
+    for group in groups:
         wanted = None
         if a.names_from:
             with open(a.names_from) as f:

@@ -30,7 +30,22 @@ def to_mixed(model, islands):
         mixed = float16.convert_float_to_float16(
             copy, min_positive_val=0.0, max_finite_val=FP16_MAX, keep_io_types=True,
             op_block_list=[], node_block_list=sorted(islands), check_fp16_ready=True)
-    return join_islands(mixed)
+    return fp32_outputs(join_islands(mixed))
+
+
+def fp32_outputs(mixed):
+    """Keep the graph outputs fp32 when an island makes them: the converter (keep_io_types) then
+    casts the island's fp32 output to fp16 and declares the graph output fp16. Here that last
+    Cast goes to fp32, and the output is declared fp32, as with every other producer."""
+    from onnx import TensorProto
+    producer = dict((o, n) for n in mixed.graph.node for o in n.output)
+    for out in mixed.graph.output:
+        cast = producer.get(out.name)
+        if out.type.tensor_type.elem_type == TensorProto.FLOAT16 and cast is not None \
+                and _cast_to(cast) == TensorProto.FLOAT16:
+            next(a for a in cast.attribute if a.name == "to").i = TensorProto.FLOAT
+            out.type.tensor_type.elem_type = TensorProto.FLOAT
+    return mixed
 
 
 def unshare_initializers(model, islands):
