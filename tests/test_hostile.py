@@ -71,7 +71,7 @@ def config_with(project, changes, name="h.yaml"):
         node = cfg
         parts = dotted.split(".")
         for p in parts[:-1]:
-            node = node[p]
+            node = node.setdefault(p, {})  # verify.fp16 is not in the shipped file (issue 23)
         node[parts[-1]] = value
     with open(os.path.join(project, name), "w") as f:
         yaml.safe_dump(cfg, f)

@@ -153,11 +153,10 @@ def test_mixed_model_below_the_fp16_limits_fails_the_link(project):
     pipeline = os.path.join(project, "pipeline.yaml")
     with open(pipeline) as f:
         text = f.read()
-    start = text.index("fp16: {") + len("fp16: {")
+    start = text.index("\n", text.index("  fp32: {input_max_abs")) + 1  # the goal, set explicitly
     with open(pipeline, "w") as f:
-        f.write(text[:start] + "input_max_abs: 1.0e-3, logits_max_abs: 1.0e-4, "
-                "logits_mean_abs: 1.0, mask_agreement: 0.5, miou: 0.5}\n"
-                + text[text.index("\n", start) + 1:])
+        f.write(text[:start] + "  fp16: {input_max_abs: 1.0e-3, logits_max_abs: 1.0e-4, "
+                "logits_mean_abs: 1.0, mask_agreement: 0.5, miou: 0.5}\n" + text[start:])
     code, out = doit(project, "precision")
     assert_one_sentence_error(code, out, "fp16 preview of model.mixed.onnx fails",
                               "verify.fp16.logits_max_abs", "engine.precision: fp32")

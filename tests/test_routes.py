@@ -10,6 +10,7 @@ import pytest
 from runtime import backends
 from stages.common import config
 from stages.common.errors import ConfigError
+from stages.common.layout import Layout
 from stages.device import settings
 
 ECHO = '''"""A new backend as ARCHITECTURE.md describes it: one module, one register() line."""
@@ -58,7 +59,7 @@ def test_a_registered_backend_is_a_choice_of_every_backend_key(echo_registered):
     assert backends.names()[-1] == "echo"
     # a host backend: a rebuilt engine does not rerun verify with it, but it does with auto
     assert not backends.may_use_engine("echo") and backends.may_use_engine("auto")
-    assert settings.verify_settings(cfg, None, "echo")["engine_sha256"] is None
+    assert settings.verify_settings(cfg, Layout(cfg), "echo")["engine_sha256"] is None
 
 
 def test_auto_never_picks_a_backend_registered_after_onnxruntime(echo_registered):
@@ -210,4 +211,7 @@ def test_a_precision_row_builds_and_verifies_with_no_other_edit(project, api, ty
     with open(os.path.join(project, "artifacts", "verify", "report.json")) as f:
         report = json.load(f)
     assert report["passed"] and report["precision"] == "fp16x"
-    assert report["limits"]["logits_max_abs"] == 0.05  # verify.fp16's, the row's verify key
+    with open(os.path.join(project, "artifacts", "onnx", "precision.json")) as f:
+        derived = json.load(f)["limits"]  # the row's verify key's limits: the derived ones
+    assert report["limits"]["logits_max_abs"] == derived["logits_max_abs"]
+    assert report["limit_sources"]["logits_max_abs"] == "derived"

@@ -1,5 +1,7 @@
 """Load and validate pipeline.yaml once, with the command-line variables applied as overrides of
 its keys. The schema is data (stages/common/schema.py): section -> key -> Key(kind, default).
+cfg["explicit"] maps each dotted key the pipeline file or the command line sets to where it was
+set (the file's name, or "the command line"); verify reads it (stages/device/limits.py).
 
 Paths in the pipeline file are resolved relative to that file; paths on the command line relative
 to the folder doit was started in (stages.common.userpath). Both are stored relative to the
@@ -25,11 +27,15 @@ def load(path="pipeline.yaml", variables=None, cwd=None):
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("%s must be a mapping of sections (model, golden, onnx, ...)." % path)
-    cfg = _section(raw, SCHEMA, "", path, os.path.dirname(full))
+    given = []
+    cfg = _section(raw, SCHEMA, "", path, os.path.dirname(full), given)
+    explicit = dict((dotted, path) for dotted in given)
     for name, text in sorted((variables or {}).items()):
         for dotted in VARIABLES[name][1]:
             section, key = dotted.split(".")
             cfg[section][key] = _override(dotted, name, text, cwd or ROOT)
+            explicit[dotted] = "the command line"
+    cfg["explicit"] = explicit  # not a section: no task's slice holds it (issue 23: verify reads)
     return cfg
 
 
@@ -52,7 +58,9 @@ def _override(dotted, name, text, cwd):
         raise ConfigError(userpath.variable_error(name, text, spec, cwd, dotted, str(e)))
 
 
-def _section(raw, schema, prefix, fname, base):
+def _section(raw, schema, prefix, fname, base, given):
+    """The schema's section with raw's values (checked) and defaults; `given` collects the dotted
+    keys raw sets."""
     unknown = sorted(set(raw) - set(schema), key=str)
     if unknown:
         key = quote(prefix + str(unknown[0]), 60).strip("'\"")
@@ -65,8 +73,9 @@ def _section(raw, schema, prefix, fname, base):
             sub = raw.get(name) or {}
             if not isinstance(sub, dict):
                 raise ConfigError("Key '%s' in %s must be a section (a mapping)." % (key, fname))
-            out[name] = _section(sub, spec, key + ".", fname, base)
+            out[name] = _section(sub, spec, key + ".", fname, base, given)
         else:
+            given += [key] if name in raw else []
             out[name] = _value(raw.get(name, spec.default), spec, key, fname, base)
     return out
 

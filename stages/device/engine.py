@@ -24,10 +24,9 @@ def load_onnx(layout):
 def precision_report(layout, meta):
     """precision.json of the precision link, or None before that link has run; refused when it was
     made from another model.onnx."""
-    if not os.path.isfile(layout.precision_report):
-        return None
-    report = files.read_json(layout.precision_report)
-    if report.get("onnx_sha256") != meta["onnx_sha256"]:
+    from stages.device.limits import precision_report as read_report
+    report, same = read_report(layout, meta["onnx_sha256"])
+    if report is not None and not same:
         raise ArtifactError("%s was made from another model.onnx than %s: rerun `doit precision` "
                             "on the host, or copy both from one bundle." % (
                                 layout.precision_report, layout.onnx_model))

@@ -44,7 +44,9 @@ def check_settings(layout, cfg):
 
 def verify_settings(cfg, layout, backend):
     engine = _engine_sha(layout) if backends.may_use_engine(backend) else None
-    return {"backend": backend, "verify": cfg["verify"], "engine_sha256": engine}
+    from stages.device.limits import in_effect  # issue 23: explicit keys, precision.json
+    return {"backend": backend, "verify": cfg["verify"], "engine_sha256": engine,
+            "limits": in_effect(cfg, layout, engine)}
 
 
 def refuse(message):

@@ -104,7 +104,10 @@ def run_verify(cfg, layout, backend=None):
     seg = open_runtime(layout, backend)
     info = describe(seg)
     precision = seg.backend.precision
-    limits = precisions.limits(cfg["verify"], precision)
+    from stages.device.limits import resolve
+    limits, sources, lines = resolve(cfg, layout, precision)
+    for line in lines:
+        print(line)
     rows = []
     from runtime.golden import read_index
     for i, rec in enumerate(read_index(layout.golden_json)):
@@ -115,14 +118,16 @@ def run_verify(cfg, layout, backend=None):
             i, os.path.splitext(os.path.basename(rec["source"]))[0]))
         files.write_bytes(row["picture"], picture(image, mask, golden_mask, seg))
         rows.append(row)
-    report = {"runtime": info, "precision": precision, "limits": limits, "images": rows,
+    report = {"runtime": info, "precision": precision, "limits": limits,
+              "limit_sources": sources, "images": rows,
               "passed": not any(r["failures"] for r in rows)}
     files.write_json(os.path.join(layout.verify_dir, "report.json"), report)
     print_table(report)
     bad = [r for r in rows if r["failures"]]
     if bad:
-        raise ToleranceError("verify failed on %s: %s (thresholds: verify.%s in pipeline.yaml; "
-                             "pictures in %s)." % (
+        raise ToleranceError("verify failed on %s: %s (thresholds: verify.%s, each from the "
+                             "pipeline file, precision.json or the default as report.json's "
+                             "limit_sources say; pictures in %s)." % (
             bad[0]["image"], bad[0]["failures"][0], precisions.get(precision).verify_key,
             layout.verify_dir))
 

@@ -7,7 +7,10 @@ mixed-precision model (fp16 compute, fp32 inputs/outputs, Cast nodes around the 
 ends with one verdict (precision_verdict): the islands found, "fp16 cannot keep these masks"
 with the logit margins that say why, or "budget spent" with the best set. Fails when no set
 meets the goal, or when the mixed model misses the verify.fp16 limits, since the device's
-`doit verify` would then fail too. With engine.precision fp32 nothing is searched: the engine
+`doit verify` would then fail too. The goal is verify.fp16 as the user set it or its default,
+never precision.json's derived limits (which verify uses where the user set no value,
+stages/device/limits.py), so the goal does not move with the link's own output. With
+engine.precision fp32 nothing is searched: the engine
 needs no islands, and precision.json records that the link was skipped."""
 import os
 import time
@@ -213,7 +216,7 @@ def run_precision(cfg, layout):
                   onnx_sha256=files.sha256_file(layout.onnx_model),
                   mixed_sha256=files.sha256_bytes(data))
     mixed_rows = report["preview"]["mixed"]
-    _print(report, fp16_limits)
+    _print(report, fp16_limits, cfg.get("explicit") or {})
     failure = _failure(mixed_rows, fp16_limits, os.path.basename(layout.precision_model))
     if failure:
         raise PrecisionError(failure)
@@ -222,7 +225,7 @@ def run_precision(cfg, layout):
     print("precision: " + verdict["sentence"])
 
 
-def _print(report, fp16_limits):
+def _print(report, fp16_limits, explicit):
     islands = report["islands"]
     print("precision: %d fp32 island(s) chosen (%d beyond-range candidate(s) dropped, %d previews)"
           % (len(islands), len(report["dropped"]), report["previews_run"]))
@@ -241,12 +244,14 @@ def _print(report, fp16_limits):
         print(line)
     lim = report["limits"]
     print("precision: limits derived for the device: logits max abs %.3g, mean abs %.3g, mask "
-          "agreement %.4f%%, mIoU %.4f (pipeline.yaml verify.fp16: %.3g, %.3g, %.4f%%, %.4f)" % (
+          "agreement %.4f%%, mIoU %.4f, used by verify where verify.fp16 sets none (the goal, "
+          "verify.fp16 as set or by default: %.3g, %.3g, %.4f%%, %.4f)" % (
               lim["logits_max_abs"], lim["logits_mean_abs"], 100 * lim["mask_agreement"],
               lim["miou"], fp16_limits["logits_max_abs"], fp16_limits["logits_mean_abs"],
               100 * fp16_limits["mask_agreement"], fp16_limits["miou"]))
     stricter = [k for k in ("logits_max_abs", "logits_mean_abs") if fp16_limits[k] < lim[k]]
     stricter += [k for k in ("mask_agreement", "miou") if fp16_limits[k] > lim[k]]
+    stricter = [k for k in stricter if "verify.fp16." + k in explicit]  # else verify derives
     if stricter:
         print("precision: note: verify.fp16.%s is stricter than this preview supports, so the "
               "device's verify may reject a sound fp16 engine" % ", verify.fp16.".join(stricter))
