@@ -113,12 +113,14 @@ def test_nvcc_options_are_shared_with_runtime_check(monkeypatch, tmp_path):
 
 
 def test_cuda_10_2_names():
-    for src in sorted(os.listdir(os.path.join(ROOT, "runtime", "kernels"))):
+    for src in sorted(n for n in os.listdir(os.path.join(ROOT, "runtime", "kernels"))
+                      if n.endswith(".cu")):
         with open(os.path.join(ROOT, "runtime", "kernels", src)) as f:
             assert kg.cuda_10_2_problems(src, f.read()) == []
     bad = kg.cuda_10_2_problems("x.cu", "#include <cuda_bf16.h>\n v = __reduce_add_sync(m, v);")
     assert any("__reduce_add_sync" in p and "CUDA_10_2_NAMES" in p for p in bad)
     assert any("bf16" in p for p in bad) and any("sm_80" in p for p in bad)
+    assert kg.cuda_10_2_problems("x.cu", "// __reduce_add_sync is sm_80\n/* __ldcs\n */") == []
 
 
 def toolchain_or_skip():

@@ -200,7 +200,8 @@ def problems(arch, kernel, use, threads, dynamic):
 
 
 def cuda_10_2_problems(src, text):
-    """Names the kernels use that CUDA 10.2 (JetPack 4.6.x) may lack."""
+    """Names the kernels use that CUDA 10.2 (JetPack 4.6.x) may lack (comments are not uses)."""
+    text = re.sub(r"//[^\n]*|/\*.*?\*/", " ", text, flags=re.S)
     out = []
     for name in sorted(set(re.findall(r"\b__[A-Za-z0-9_]+\b", text)) - CUDA_10_2_NAMES):
         out.append("%s uses %s, not in the kernel gate's CUDA 10.2 list: check it is in CUDA "
