@@ -219,6 +219,11 @@ def test_sidewalk_export_ignores_unlabeled_and_keeps_the_other_ids(tmp_path):
     data.check_model("sidewalk", list(data.SIDEWALK_LABELS))
     with pytest.raises(data.DatasetError, match="35 segments/sidewalk-semantic classes"):
         data.check_model("sidewalk", ["road", "sky"])
+    renamed = list(data.SIDEWALK_LABELS)
+    renamed[21] = "construction-fence"  # the embedded model's name for class 21
+    with pytest.raises(data.DatasetError, match="class 21 is construction-fence, not "
+                                                "construction-fenceguardrail"):
+        data.check_model("sidewalk", renamed)
 
 
 def test_cityscapes_label_ids_map_to_train_ids_and_pair_by_their_suffixes(tmp_path):

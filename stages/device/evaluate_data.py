@@ -141,12 +141,19 @@ def find_pairs(data, layout="auto"):
                     for s in sorted(images)]
 
 
+def _first_difference(labels, expected):
+    if len(labels) != len(expected):
+        return "it has %d labels, not %d" % (len(labels), len(expected))
+    i = next(i for i, (a, b) in enumerate(zip(labels, expected)) if a != b)
+    return "its class %d is %s, not %s" % (i, labels[i], expected[i])
+
+
 def check_model(layout, labels):
     """The model must have the classes the layout maps to."""
     if layout == "sidewalk" and tuple(labels) != SIDEWALK_LABELS:
         raise DatasetError("labels=sidewalk maps to the 35 segments/sidewalk-semantic classes, but "
-                           "the model has %d other labels (%s, ...): use labels=indices with ids "
-                           "of this model." % (len(labels), ", ".join(labels[:3])))
+                           "the model's labels differ (%s): use labels=indices with ids of this "
+                           "model." % _first_difference(labels, SIDEWALK_LABELS))
     if layout == "cityscapes" and len(labels) != len(CITYSCAPES_TRAIN_IDS):
         raise DatasetError("Cityscapes labels map to the 19 train ids, but the model has %d "
                            "labels: use a Cityscapes model, or labels=indices with ids of this "
