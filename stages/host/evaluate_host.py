@@ -45,11 +45,12 @@ def has_current_mixed_model(layout):
     model left over from an earlier fp16 run after engine.precision became fp32)."""
     from runtime import files
     from runtime.backends import checked_onnx_sidecar
-    if not (os.path.isfile(layout.precision_report) and os.path.isfile(layout.precision_model)):
+    from stages.device.limits import precision_report
+    if not os.path.isfile(layout.precision_model):
         return False
-    report = files.read_json(layout.precision_report)
-    return (report.get("onnx_sha256") == checked_onnx_sidecar(layout.onnx_model)["onnx_sha256"]
-            and report.get("mixed_sha256") == files.sha256_file(layout.precision_model))
+    report, same = precision_report(
+        layout, checked_onnx_sidecar(layout.onnx_model)["onnx_sha256"])
+    return same and report.get("mixed_sha256") == files.sha256_file(layout.precision_model)
 
 
 def host_variants(cfg, layout):
