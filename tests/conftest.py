@@ -161,3 +161,22 @@ def _no_owned_folders_left_by_another_test():
     files._OWNED[:], files._CONFINED[:] = [], []
     yield
     files._OWNED[:], files._CONFINED[:] = [], []
+
+
+def use_trt_doubles(monkeypatch, request, api):
+    """Import `tensorrt` and `pycuda` from the test doubles for this test (TensorRT generation
+    `api`: "8.2", "10", ...), with a fresh device fingerprint; returns the tensorrt double."""
+    from runtime import device as runtime_device
+
+    def drop():
+        for name in list(sys.modules):
+            if name.split(".")[0] in ("tensorrt", "pycuda"):
+                del sys.modules[name]
+    monkeypatch.setenv("TRT_DOUBLE_API", api)
+    monkeypatch.setattr(sys, "path", [TRT_DOUBLE, PYCUDA_DOUBLE] + sys.path)
+    monkeypatch.setattr(runtime_device, "_CACHE", {})
+    drop()
+    request.addfinalizer(drop)
+    import tensorrt as trt
+    assert getattr(trt, "__double__", False)
+    return trt

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import PYCUDA_DOUBLE, TRT_DOUBLE
+from conftest import use_trt_doubles
 
 onnx = pytest.importorskip("onnx")
 
@@ -29,27 +29,14 @@ def tiny_onnx():
     return model.SerializeToString()
 
 
-def _drop_doubles():
-    for name in list(sys.modules):
-        if name.split(".")[0] in ("tensorrt", "pycuda"):
-            del sys.modules[name]
-
-
 @pytest.fixture(params=["8.2", "10"])
 def device(request, tmp_path, monkeypatch):
     """(cfg, layout, trt) of a project folder with a tiny model.onnx, its sidecar and a
     precision.json made from it, on a device emulated by the doubles (TensorRT 8.2 or 10)."""
-    from runtime import device as runtime_device
     from runtime import files, sidecar
     from stages.common.layout import Layout
-    monkeypatch.setenv("TRT_DOUBLE_API", request.param)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", [TRT_DOUBLE, PYCUDA_DOUBLE] + sys.path)
-    monkeypatch.setattr(runtime_device, "_CACHE", {})
-    _drop_doubles()
-    request.addfinalizer(_drop_doubles)
-    import tensorrt as trt
-    assert getattr(trt, "__double__", False)
+    trt = use_trt_doubles(monkeypatch, request, request.param)
     layout = Layout({"artifacts": "artifacts", "golden": {"images": []}})
     data = tiny_onnx()
     files.write_bytes(layout.onnx_model, data)

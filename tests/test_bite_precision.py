@@ -4,12 +4,11 @@ margin, the order the search tries candidates in, Inf logits, the rows the devic
 from, the island names recorded for the device (pinned by an 8.x build through the TensorRT
 test double: NOT TensorRT), and the guards of the graph rewrite."""
 import os
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import PYCUDA_DOUBLE, TRT_DOUBLE
+from conftest import use_trt_doubles
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -329,28 +328,15 @@ def test_the_report_names_model_onnx_tensors_and_the_mixed_rows_give_the_limits(
     assert report["keep_fp32"] == {} and report["previews_run"] == 3
 
 
-def _drop_doubles():
-    for name in list(sys.modules):
-        if name.split(".")[0] in ("tensorrt", "pycuda"):
-            del sys.modules[name]
-
-
 def test_an_8x_build_through_the_double_pins_exactly_the_recorded_islands(
         tmp_path, monkeypatch, request):
-    from runtime import device as runtime_device
     from runtime import files, sidecar
     from stages.common.layout import Layout
     from stages.device import engine, settings
     model = _island_model()
     report, mixed = _record(model, {"square"})
-    monkeypatch.setenv("TRT_DOUBLE_API", "8.2")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", [TRT_DOUBLE, PYCUDA_DOUBLE] + sys.path)
-    monkeypatch.setattr(runtime_device, "_CACHE", {})
-    _drop_doubles()
-    request.addfinalizer(_drop_doubles)
-    import tensorrt as trt
-    assert getattr(trt, "__double__", False)
+    use_trt_doubles(monkeypatch, request, "8.2")
     layout = Layout({"artifacts": "artifacts", "golden": {"images": []}})
     data, mixed_data = model.SerializeToString(), mixed.SerializeToString()
     files.write_bytes(layout.onnx_model, data)
