@@ -127,7 +127,8 @@ GROUPS = {
     "precision_link": (
         ["stages/host/precision_link.py", "stages/host/precision_preview.py",
          "stages/host/precision_budget.py", "stages/host/precision_verdict.py"],
-        ["tests/test_bite_precision.py"] + PRECISION_IN_PROCESS,
+        ["tests/test_bite_precision.py", "tests/test_bite_precision_link.py"]
+        + PRECISION_IN_PROCESS,
     ),
     "precision": (
         ["stages/host/precision_scan.py", "stages/host/precision_search.py",

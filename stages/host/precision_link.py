@@ -173,8 +173,9 @@ def _verdict(result, search, found, cases, budget):
     return kept, {"kind": result["verdict"], "sentence": text}
 
 
-def _report(cfg, search, result, found, made, budget):
-    """precision.json's record (less the verdict and the two sha256)."""
+def _contract(cfg, search, result, found, made, budget):
+    """precision.json's record (less the verdict and the two sha256): the islands by their
+    model.onnx names, and the device limits from the mixed model's rows times the margin."""
     ranges, candidates, all_groups, _ = found
     cases, kept, mixed = made
     mixed_rows = search.seen[frozenset(kept)]  # the switchboard equals the mixed model's emulation
@@ -194,6 +195,9 @@ def _report(cfg, search, result, found, made, budget):
             "checked_against": dict(cfg["verify"]["fp16"], engine_precision="fp16")}
 
 
+_report = _contract  # the name tests/test_bite_precision.py calls it by
+
+
 def run_precision(cfg, layout):
     """The precision link: fp32 islands from the golden data -> model.mixed.onnx, precision.json."""
     fp16_limits = cfg["verify"]["fp16"]
@@ -211,7 +215,7 @@ def run_precision(cfg, layout):
     budget.say("step 4/4: writing the mixed model with %d island(s)" % len(kept))
     mixed = fp16_convert.to_mixed(model, kept)
     data = mixed.SerializeToString()
-    report = dict(_report(cfg, search, result, found, (cases, kept, mixed), budget),
+    report = dict(_contract(cfg, search, result, found, (cases, kept, mixed), budget),
                   verdict=verdict,
                   onnx_sha256=files.sha256_file(layout.onnx_model),
                   mixed_sha256=files.sha256_bytes(data))
