@@ -145,3 +145,14 @@ def test_only_explicit_limits_stricter_than_the_derived_ones_get_the_note(
         "precision: note: verify.fp16.logits_mean_abs, verify.fp16.mask_agreement, verify.fp16."
         "miou is stricter than this preview supports, so the device's verify may reject a sound "
         "fp16 engine"])
+
+
+def test_the_preview_table_has_one_line_per_image_under_its_title_and_header():
+    from stages.host.precision_preview import table
+    rows = [dict(_row(0.987654, 0.5, 0.25, 1.5e-05, image="examples/" + "n" * 30 + ".jpg"),
+                 nan=3, inf=12)]
+    assert table("title", rows) == [
+        "title",
+        "  image                           max abs   mean abs      agree     mIoU    NaN    Inf",
+        "  " + "n" * 28 + "       0.25    1.5e-05   98.7654%   0.5000      3     12"]
+    assert table("empty", []) == table("empty", rows)[:1] + table("x", rows)[1:2]
