@@ -383,3 +383,49 @@ def test_a_spent_budgets_islands_say_they_were_not_tested_alone(tmp_path, monkey
         ("grow", "not tested alone: the budget ended the search")]
     assert [c["node"] for c in record["dropped"]] == ["clip"] and record["keep_fp32"] == {}
     assert record["limits"]["logits_max_abs"] == 1.0 and record["preview"]["naive"] == []
+
+
+class Frozen(object):
+    """A clock that never moves: every step takes 0 s, so only the reserve meets the budget."""
+
+    def time(self):
+        return 1000.0
+
+
+def _frozen(monkeypatch):
+    from stages.host import precision_budget, precision_link
+    monkeypatch.setattr(precision_budget, "time", Frozen())
+    monkeypatch.setattr(precision_link, "time", Frozen())
+
+
+@pytest.mark.parametrize("seconds,ok", [(5.51, True), (5.49, False)])
+def test_the_link_keeps_5_s_and_a_tenth_of_a_second_per_mb_of_model_onnx_for_the_rewrite(
+        tmp_path, monkeypatch, seconds, ok):
+    from stages.host.precision_link import PrecisionError
+    model = _model()
+    model.doc_string = "x" * 5000000  # model.onnx of 5 MB: a reserve of 5.5 s
+    layout = project(tmp_path, monkeypatch, model=model)
+    _frozen(monkeypatch)
+    if ok:
+        _run(settings(minutes=seconds / 60), layout)
+        assert _read(layout.precision_report)["verdict"]["kind"] == "islands"
+    else:
+        with pytest.raises(PrecisionError, match="the next range scan image .about 0:00. does "
+                                                 "not fit in the 0:00 left"):
+            _run(settings(minutes=seconds / 60), layout)
+
+
+def test_a_run_whose_memory_stays_at_the_budget_completes_and_one_mb_more_is_refused(
+        tmp_path, monkeypatch):
+    """Resident and peak memory held at 600 MB: a step that adds nothing fits a 600 MB budget
+    exactly (no step is guessed to add memory before it is measured)."""
+    from stages.host import precision_budget
+    from stages.host.precision_link import PrecisionError
+    layout = project(tmp_path, monkeypatch)
+    monkeypatch.setattr(precision_budget, "rss_mb", lambda: 600.0)
+    monkeypatch.setattr(precision_budget, "peak_mb", lambda: 600.0)
+    _run(settings(mb=600), layout)
+    assert _read(layout.precision_report)["verdict"]["kind"] == "islands"
+    with pytest.raises(PrecisionError, match="the next range scan image would take the memory "
+                                             "to about 600 MB, beyond precision.budget_mb 599"):
+        _run(settings(mb=599), layout)

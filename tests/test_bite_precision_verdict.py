@@ -111,6 +111,8 @@ def test_the_printout_shows_twenty_islands_the_seeds_and_the_limits(capsys):
     assert lines[21] == "  ... and 1 more (precision.json lists them all)"
     assert lines[22].startswith("precision: engine.keep_fp32 LayerNorm: 2 of 2 kept")
     assert lines[23].startswith("precision: engine.keep_fp32 Softmax: 1 of 3 kept")
+    assert lines[24] == "precision: mixed model (model.mixed.onnx), emulated fp16"
+    assert lines[27] == "precision: naive all-fp16 model, emulated fp16"
     assert lines[26].split()[1:3] == ["0.5", "0.001"] and lines[29].split()[3] == "25.0000%"
     assert lines[30].startswith("precision: limits derived for the device: logits max abs 0.25, "
                                 "mean abs 0.125, mask agreement 98.7650%, mIoU 0.8750, used by")
@@ -156,3 +158,37 @@ def test_the_preview_table_has_one_line_per_image_under_its_title_and_header():
         "  image                           max abs   mean abs      agree     mIoU    NaN    Inf",
         "  " + "n" * 28 + "       0.25    1.5e-05   98.7654%   0.5000      3     12"]
     assert table("empty", []) == table("empty", rows)[:1] + table("x", rows)[1:2]
+
+
+# --- the device limits' flip bound -----------------------------------------------------------
+
+def _limits(golden, max_abs, margin=1.0):
+    from stages.host.precision_preview import derive_limits
+    golden = np.asarray(golden, np.float32)
+    case = ({"source": "x.jpg"}, None, golden, golden.reshape(golden.shape[-3:]).argmax(0))
+    return derive_limits([_row(max_abs=max_abs)], [case], margin)
+
+
+def test_the_flip_bound_flips_pixels_whose_top2_gap_is_below_twice_the_limit_not_at_it():
+    # three classes, the winner in a different channel at each pixel; top-2 gaps 1, 3 and 6
+    # (the third class far below: the gap is to the runner-up, not the sum or the last)
+    golden = [[[[3.0, -9.0, 0.0]], [[2.0, -6.0, 6.0]], [[-50.0, -3.0, -50.0]]]]
+    assert _limits(golden, 0.25, 2.0)["mask_agreement"] == 1.0  # 2 x 0.5 = 1: a gap of 1 holds
+    low = _limits(golden, 0.26, 2.0)  # 1.04 > 1: the first pixel flips to its runner-up
+    assert low["mask_agreement"] == pytest.approx(2 / 3.0)
+    assert low["miou"] == pytest.approx((0 + 1 / 2.0 + 1) / 3)  # class 0 gone, 1 doubled, 2
+    assert _limits(golden, 1.6)["mask_agreement"] == pytest.approx(1 / 3.0)  # 3.2 > 1 and 3
+    assert _limits(golden, 1.5)["mask_agreement"] == pytest.approx(2 / 3.0)  # 3 is not below 3
+
+
+def test_the_flip_bound_measures_the_gap_in_float64():
+    # 1 - 1e-8 is 1.0 in float32 arithmetic but 0.99999999 in float64: below 0.999999995
+    golden = [[[[1.0]], [[1e-8]]]]
+    assert _limits(golden, 0.4999999975)["mask_agreement"] == 0.0
+
+
+def test_the_limits_say_how_they_were_derived():
+    assert _limits([[[[1.0]], [[0.0]]]], 0.1, 4.0)["margin"] == (
+        "logits max/mean abs: 4 x the emulated fp16 error; mask agreement and mIoU: the golden "
+        "masks with every pixel flipped whose top-2 logit gap is below 2 x that max abs limit "
+        "(at logits resolution)")
