@@ -4,112 +4,13 @@ What precision.json records (islands by their model.onnx names, the limits from 
 row times the margin, the verdict), model.mixed.onnx, the fp32 skip, and each refusal."""
 import os
 
-import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-LABELS = ["a", "b"]
-# two images (1x4 pixels, 2 channels = the 2 classes' inputs): 300 and 260 square beyond 65504
-IMAGES = [np.array([[[[300, 2, 300, 50]], [[100, 260, 3, 10]]]], np.float32),
-          np.array([[[[40, 280, 5, 70]], [[3, 4, 270, 20]]]], np.float32)]
-
-
-def _io(name, shape=(1, 2, 1, 4)):
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
-
-
-def _const(name, value):
-    return numpy_helper.from_array(np.array(value, np.float32), name)
-
-
-def _model(square="square", tail=()):
-    """pixel_values -> square (x*x: up to 90,000, inf in fp16) -> h -> shrink (x 1e-4) -> s;
-    pixel_values -> grow (x 1000: inf in fp16) -> clip (min 1: 1 either way) -> c; s + c -> t
-    -> soft (Softmax over the classes) -> logits. square and shrink must stay fp32 for the
-    masks; grow and clip are beyond range too, but the masks do not need them."""
-    nodes = [helper.make_node("Mul", ["pixel_values", "pixel_values"], ["h"], name=square),
-             helper.make_node("Mul", ["h", "k"], ["s"], name="shrink"),
-             helper.make_node("Mul", ["pixel_values", "w"], ["g"], name="grow"),
-             helper.make_node("Min", ["g", "one"], ["c"], name="clip"),
-             helper.make_node("Add", ["s", "c"], ["t"], name="add")] + list(tail)
-    out = nodes[-1].output[0] if tail else "t"
-    nodes.append(helper.make_node("Softmax", [out], ["logits"], name="soft", axis=1))
-    inits = [_const("k", 1e-4), _const("w", 1000.0), _const("one", 1.0), _const("big", 1000.0),
-             _const("cent", 0.01)]
-    graph = helper.make_graph(nodes, "g", [_io("pixel_values")], [_io("logits")], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-
-
-def _tied_model():
-    """As _model, with 1000 + t / 100 before the Softmax: the classes differ by less than 0.1
-    there, and fp16 stores 1000 +- 0.1 as 1000 (its step is 0.5 there), so they tie in every fp16
-    preview, whatever the islands (lift is no candidate)."""
-    return _model(tail=[helper.make_node("Mul", ["t", "cent"], ["v"], name="flatten"),
-                        helper.make_node("Add", ["v", "big"], ["u"], name="lift")])
-
-
-def _golden(model, x):
-    import onnxruntime as ort
-    from runtime.reference import upsample_argmax
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    logits = sess.run(["logits"], {"pixel_values": x})[0]
-    return logits, upsample_argmax(logits, x.shape[2], x.shape[3])
-
-
-def _npy(array):
-    import io
-    buf = io.BytesIO()
-    np.save(buf, array)
-    return buf.getvalue()
-
-
-def project(tmp_path, monkeypatch, model=None, images=IMAGES):
-    """A project in tmp_path (the working folder): model.onnx, the manifest's labels, and
-    golden.json with one case folder per image (the fp32 model's logits and mask)."""
-    from runtime import files, palette
-    from stages.common.layout import Layout
-    model = model or _model()
-    monkeypatch.chdir(tmp_path)
-    layout = Layout({"artifacts": "artifacts", "golden": {"images": []}})
-    files.write_bytes(layout.onnx_model, model.SerializeToString())
-    files.write_json(layout.manifest, {"labels": LABELS})
-    records = []
-    for i, x in enumerate(images):
-        logits, mask = _golden(model, x)
-        folder = layout.golden_case_dir(i, "img%d.jpg" % i)
-        blobs = {"input.npy": _npy(x), "logits.npy": _npy(logits),
-                 "mask.png": palette.encode_mask_png(mask, [(0, 0, 0), (255, 255, 255)])}
-        for name, data in blobs.items():
-            files.write_bytes(os.path.join(folder, name), data)
-        records.append({"source": "examples/img%d.jpg" % i, "dir": folder, "height": x.shape[2],
-                        "width": x.shape[3],
-                        "sha256": dict((n, files.sha256_bytes(b)) for n, b in blobs.items())})
-    files.write_json(layout.golden_json, {"images": records})
-    return layout
-
-
-FP16 = {"input_max_abs": 1e-3, "logits_max_abs": 0.05, "logits_mean_abs": 0.006,
-        "mask_agreement": 0.99, "miou": 0.95}
-
-
-def settings(precision="fp16", keep_fp32=("Softmax",), margin=2.0, minutes=10.0, mb=100000,
-             explicit=None, **fp16):
-    """The link's slice of the config (as dodo's task_precision passes it)."""
-    return {"engine": {"precision": precision, "keep_fp32": list(keep_fp32)},
-            "precision": {"margin": margin, "budget_minutes": minutes, "budget_mb": mb},
-            "verify": {"fp16": dict(FP16, **fp16)}, "explicit": explicit or {}}
-
-
-def _run(cfg, layout):
-    from stages.host.precision_link import run_precision
-    return run_precision(cfg, layout)
-
-
-def _read(path):
-    from runtime import files
-    return files.read_json(path)
+from onnx import TensorProto, helper  # noqa: E402
+from precision_project import (  # noqa: E402
+    FP16, IMAGES, LABELS, const, io_info, island_model, old_files, project, read, run, settings,
+    tied_model, unchanged)
 
 
 # --- a search that finds islands: the files and the record -----------------------------------
@@ -120,8 +21,8 @@ def test_the_link_writes_the_mixed_model_and_records_the_islands_by_model_onnx_n
     from stages.host import fp16_convert
     from stages.host.fp16_emulate import tensor_types
     layout = project(tmp_path, monkeypatch)
-    _run(settings(), layout)
-    report = _read(layout.precision_report)
+    run(settings(), layout)
+    report = read(layout.precision_report)
     assert sorted(os.listdir(layout.onnx_dir)) == ["model.mixed.onnx", "model.onnx",
                                                    "precision.json"]  # no temp file left
     assert report["format"] == "segformer-precision/1" and report["tool"] == fp16_convert.tool()
@@ -167,11 +68,11 @@ def test_the_record_holds_the_mixed_rows_and_limits_from_the_worst_of_them_times
         tmp_path, monkeypatch):
     from stages.host import precision_preview as pp, precision_verdict as pv
     layout = project(tmp_path, monkeypatch)
-    _run(settings(margin=3.0, minutes=7.5, mb=90000), layout)
-    report = _read(layout.precision_report)
+    run(settings(margin=3.0, minutes=7.5, mb=90000), layout)
+    report = read(layout.precision_report)
     cases = pp.golden_cases(layout.golden_json)
     # the converter + emulation path agrees with the search's switchboard rows
-    rows = pp.preview(_model(), {"square", "shrink"}, cases, LABELS)[1]
+    rows = pp.preview(island_model(), {"square", "shrink"}, cases, LABELS)[1]
     assert report["preview"]["mixed"] == rows and [r["image"] for r in rows] == [
         "examples/img0.jpg", "examples/img1.jpg"]
     naive = report["preview"]["naive"]
@@ -198,8 +99,8 @@ def test_an_fp32_engine_skips_the_search_and_says_so_in_precision_json(
     from runtime import files
     layout = project(tmp_path, monkeypatch)
     os.remove(layout.golden_json)  # no scan, no preview: the golden files are not even read
-    _run(settings(precision="fp32", keep_fp32=["no such group"]), layout)
-    report = _read(layout.precision_report)
+    run(settings(precision="fp32", keep_fp32=["no such group"]), layout)
+    report = read(layout.precision_report)
     text = ("skipped: engine.precision is fp32, so the engine needs no fp32 islands; set "
             "engine.precision: fp16 to choose them")
     assert report == {"format": "segformer-precision/1", "islands": [],
@@ -214,38 +115,24 @@ def test_an_unknown_keep_fp32_group_is_refused_before_any_file_is_read(tmp_path,
     from stages.common.layout import Layout
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="engine.keep_fp32 names softmax"):
-        _run(settings(keep_fp32=["softmax"]), Layout({"artifacts": "none", "golden": {
+        run(settings(keep_fp32=["softmax"]), Layout({"artifacts": "none", "golden": {
             "images": []}}))
-
-
-def _old_files(layout):
-    from runtime import files
-    files.write_bytes(layout.precision_model, b"old mixed")
-    files.write_json(layout.precision_report, {"old": True})
-
-
-def _unchanged(layout):
-    with open(layout.precision_model, "rb") as f:
-        assert f.read() == b"old mixed"
-    assert _read(layout.precision_report) == {"old": True}
-    assert sorted(os.listdir(layout.onnx_dir)) == ["model.mixed.onnx", "model.onnx",
-                                                   "precision.json"]
 
 
 def test_a_mixed_model_that_misses_a_verify_fp16_limit_is_refused_and_writes_nothing(
         tmp_path, monkeypatch, capsys):
     from stages.host.precision_link import PrecisionError
     layout = project(tmp_path, monkeypatch)
-    _old_files(layout)
+    old_files(layout)
     # the goal (masks) is met; the logits error (about 2e-4) misses a limit of 1e-4
     with pytest.raises(PrecisionError) as e:
-        _run(settings(logits_max_abs=1e-4), layout)
+        run(settings(logits_max_abs=1e-4), layout)
     value = float(str(e.value).split("logits max abs ")[1].split(" ")[0])
     assert 1e-4 < value < 1e-3 and str(e.value) == (
         "The fp16 preview of model.mixed.onnx fails on examples/img0.jpg: logits max abs %.4g "
         "against verify.fp16.logits_max_abs 0.0001; use engine.precision: fp32, or loosen "
         "verify.fp16 in pipeline.yaml if the preview table is acceptable to you." % value)
-    _unchanged(layout)
+    unchanged(layout)
     out = capsys.readouterr().out
     assert "precision: mixed model (model.mixed.onnx)" in out  # the table that explains it
     assert "keep the masks within the goal" not in out  # no verdict line, no warning: refused
@@ -254,12 +141,12 @@ def test_a_mixed_model_that_misses_a_verify_fp16_limit_is_refused_and_writes_not
 def test_a_stricter_explicit_limit_that_still_passes_gets_a_note(tmp_path, monkeypatch, capsys):
     layout = project(tmp_path, monkeypatch)
     # the derived logits max abs is 2 x 2e-4; the user's 3e-4 is stricter, and the preview meets it
-    _run(settings(logits_max_abs=3e-4, explicit={"verify.fp16.logits_max_abs": "pipeline.yaml"}),
+    run(settings(logits_max_abs=3e-4, explicit={"verify.fp16.logits_max_abs": "pipeline.yaml"}),
          layout)
     out = capsys.readouterr().out
     assert ("precision: note: verify.fp16.logits_max_abs is stricter than this preview "
             "supports") in out
-    _run(settings(logits_max_abs=3e-4), layout)  # not set by the user: verify derives it
+    run(settings(logits_max_abs=3e-4), layout)  # not set by the user: verify derives it
     assert "note:" not in capsys.readouterr().out
 
 
@@ -267,18 +154,18 @@ def test_nearly_tied_logits_are_the_cannot_verdict_with_the_all_islands_preview(
         tmp_path, monkeypatch):
     from stages.host import precision_preview as pp, precision_verdict as pv
     from stages.host.precision_link import PrecisionError
-    layout = project(tmp_path, monkeypatch, model=_tied_model())
-    _old_files(layout)
+    layout = project(tmp_path, monkeypatch, model=tied_model())
+    old_files(layout)
     with pytest.raises(PrecisionError) as e:
-        _run(settings(), layout)
+        run(settings(), layout)
     cases = pp.golden_cases(layout.golden_json)
     every = {"square", "shrink", "grow", "clip", "soft"}
-    rows = pp.preview(_tied_model(), every, cases, LABELS)[1]  # the all-islands preview
+    rows = pp.preview(tied_model(), every, cases, LABELS)[1]  # the all-islands preview
     assert pp.worst(rows)["logits_mean_abs"] < 1  # finite: not the naive preview's NaN
     goal = {"mask_agreement": 0.995, "miou": 0.975}
     assert str(e.value) == pv.cannot(pv.margins(cases, rows), rows, goal, 5)
     assert "even with all 5 LayerNorm, Softmax and range nodes in fp32" in str(e.value)
-    _unchanged(layout)
+    unchanged(layout)
 
 
 def test_a_model_with_no_candidate_whose_naive_preview_fails_is_the_cannot_verdict(
@@ -289,12 +176,12 @@ def test_a_model_with_no_candidate_whose_naive_preview_fails_is_the_cannot_verdi
     nodes = [helper.make_node("Mul", ["pixel_values", "cent"], ["v"], name="flatten"),
              helper.make_node("Add", ["v", "big"], ["u"], name="lift"),
              helper.make_node("Softmax", ["u"], ["logits"], name="soft", axis=1)]
-    graph = helper.make_graph(nodes, "g", [_io("pixel_values")], [_io("logits")],
-                              [_const("cent", 0.01), _const("big", 1000.0)])
+    graph = helper.make_graph(nodes, "g", [io_info("pixel_values")], [io_info("logits")],
+                              [const("cent", 0.01), const("big", 1000.0)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     layout = project(tmp_path, monkeypatch, model=model, images=[x / 30 for x in IMAGES])
     with pytest.raises(PrecisionError) as e:
-        _run(settings(keep_fp32=[]), layout)
+        run(settings(keep_fp32=[]), layout)
     assert "step 2/4: one emulation graph with 0 switchable node(s) in none\n" in (
         capsys.readouterr().out)
     cases = pp.golden_cases(layout.golden_json)
@@ -315,117 +202,19 @@ def test_a_budget_too_small_for_the_first_steps_is_refused_with_no_set(
     """A second scan image, or the emulation graph, must leave 5 s for the rewrite at the end."""
     from stages.host.precision_link import PrecisionError
     layout = project(tmp_path, monkeypatch, images=images)
-    _old_files(layout)
+    old_files(layout)
     with pytest.raises(PrecisionError) as e:
-        _run(settings(**budget), layout)
+        run(settings(**budget), layout)
     assert str(e.value).startswith("Budget spent before any island set was shown to keep the "
                                    "masks: " + why)
     minutes = budget.get("minutes", 10)
     assert "precision.budget_minutes (now %g)" % minutes in str(e.value)
-    _unchanged(layout)
+    unchanged(layout)
 
 
 def test_an_unnamed_node_beyond_range_is_refused(tmp_path, monkeypatch):
     from stages.host.precision_link import PrecisionError
-    layout = project(tmp_path, monkeypatch, model=_model(square=""))
+    layout = project(tmp_path, monkeypatch, model=island_model(square=""))
     with pytest.raises(PrecisionError, match="The ONNX model has an unnamed Mul node beyond the "
                                              "fp16 range: re-export it with `doit onnx`."):
-        _run(settings(), layout)
-
-
-
-def _prepared(tmp_path, monkeypatch, keep_fp32=("Softmax",)):
-    import io
-    from stages.host import precision_link, precision_preview as pp
-    from stages.host.precision_budget import Budget
-    layout = project(tmp_path, monkeypatch)
-    cases = pp.golden_cases(layout.golden_json)
-    budget = Budget(10, 100000, out=io.StringIO())
-    return precision_link._prepare(_model(), cases, list(keep_fp32), budget, 5.0), budget, cases
-
-
-def test_the_first_steps_measure_the_scan_and_guess_a_preview_until_one_is_measured(
-        tmp_path, monkeypatch):
-    (ranges, candidates, all_groups, switchable, board), budget, cases = _prepared(
-        tmp_path, monkeypatch)
-    assert [r["node"] for r in ranges] == ["square", "shrink", "grow", "clip", "add", "soft"]
-    assert [c["node"] for c in candidates] == ["square", "shrink", "grow", "clip"]
-    assert all_groups == [("beyond range", None, [["square"], ["shrink"], ["grow"], ["clip"]]),
-                          ("Softmax", "engine.keep_fp32 Softmax", [["soft"]])]
-    assert switchable == {"square", "shrink", "grow", "clip", "soft"}
-    assert sorted(budget.cost) == ["emulation graph", "preview", "range scan image"]
-    scan, graph = budget.cost["range scan image"], budget.cost["emulation graph"]
-    assert 0 < scan[0] < 60 and 0 < graph[0] < 60 and scan[1] == graph[1] == 0.0
-    # a preview runs every image once: guessed at 0.6 x images x one scan image
-    assert budget.cost["preview"] == (0.6 * 2 * scan[0], 0.0)
-    x = cases[0][1]
-    assert board.run(set(), {"pixel_values": x}).shape == (1, 2, 1, 4)
-
-
-def test_a_spent_budgets_islands_say_they_were_not_tested_alone(tmp_path, monkeypatch):
-    from stages.host import fp16_convert, precision_link
-    (ranges, candidates, all_groups, switchable, _), budget, cases = _prepared(
-        tmp_path, monkeypatch, keep_fp32=())
-    kept = {"square", "shrink", "grow"}
-
-    class Seen(object):
-        goal, runs = {"mask_agreement": 0.995, "miou": 0.975}, 5
-        seen = {frozenset(): [], frozenset(kept): [{"logits_max_abs": 0.5, "logits_mean_abs": 0.1,
-                                                     "mask_agreement": 1.0, "miou": 1.0,
-                                                     "nan": 0, "inf": 0}]}
-    result = {"verdict": "budget", "proven": {"square"}}
-    made = (cases, kept, fp16_convert.to_mixed(_model(), kept))
-    record = precision_link._contract(settings(), Seen(), result, (
-        ranges, candidates, all_groups, switchable), made, budget)
-    assert [(i["node"], i["reason"].split("; ")[1]) for i in record["islands"]] == [
-        ("square", "the preview without it misses the mask goal"),
-        ("shrink", "not tested alone: the budget ended the search"),
-        ("grow", "not tested alone: the budget ended the search")]
-    assert [c["node"] for c in record["dropped"]] == ["clip"] and record["keep_fp32"] == {}
-    assert record["limits"]["logits_max_abs"] == 1.0 and record["preview"]["naive"] == []
-
-
-class Frozen(object):
-    """A clock that never moves: every step takes 0 s, so only the reserve meets the budget."""
-
-    def time(self):
-        return 1000.0
-
-
-def _frozen(monkeypatch):
-    from stages.host import precision_budget, precision_link
-    monkeypatch.setattr(precision_budget, "time", Frozen())
-    monkeypatch.setattr(precision_link, "time", Frozen())
-
-
-@pytest.mark.parametrize("seconds,ok", [(5.51, True), (5.49, False)])
-def test_the_link_keeps_5_s_and_a_tenth_of_a_second_per_mb_of_model_onnx_for_the_rewrite(
-        tmp_path, monkeypatch, seconds, ok):
-    from stages.host.precision_link import PrecisionError
-    model = _model()
-    model.doc_string = "x" * 5000000  # model.onnx of 5 MB: a reserve of 5.5 s
-    layout = project(tmp_path, monkeypatch, model=model)
-    _frozen(monkeypatch)
-    if ok:
-        _run(settings(minutes=seconds / 60), layout)
-        assert _read(layout.precision_report)["verdict"]["kind"] == "islands"
-    else:
-        with pytest.raises(PrecisionError, match="the next range scan image .about 0:00. does "
-                                                 "not fit in the 0:00 left"):
-            _run(settings(minutes=seconds / 60), layout)
-
-
-def test_a_run_whose_memory_stays_at_the_budget_completes_and_one_mb_more_is_refused(
-        tmp_path, monkeypatch):
-    """Resident and peak memory held at 600 MB: a step that adds nothing fits a 600 MB budget
-    exactly (no step is guessed to add memory before it is measured)."""
-    from stages.host import precision_budget
-    from stages.host.precision_link import PrecisionError
-    layout = project(tmp_path, monkeypatch)
-    monkeypatch.setattr(precision_budget, "rss_mb", lambda: 600.0)
-    monkeypatch.setattr(precision_budget, "peak_mb", lambda: 600.0)
-    _run(settings(mb=600), layout)
-    assert _read(layout.precision_report)["verdict"]["kind"] == "islands"
-    with pytest.raises(PrecisionError, match="the next range scan image would take the memory "
-                                             "to about 600 MB, beyond precision.budget_mb 599"):
-        _run(settings(mb=599), layout)
+        run(settings(), layout)

@@ -128,7 +128,8 @@ GROUPS = {
         ["stages/host/precision_link.py", "stages/host/precision_preview.py",
          "stages/host/precision_budget.py", "stages/host/precision_verdict.py"],
         ["tests/test_bite_precision.py", "tests/test_bite_precision_link.py",
-         "tests/test_bite_precision_budget.py", "tests/test_bite_precision_verdict.py"]
+         "tests/test_bite_precision_link_steps.py", "tests/test_bite_precision_budget.py",
+         "tests/test_bite_precision_verdict.py"]
         + PRECISION_IN_PROCESS,
     ),
     "precision": (
