@@ -15,7 +15,8 @@ def _prepared(tmp_path, monkeypatch, keep_fp32=("Softmax",)):
     layout = project(tmp_path, monkeypatch)
     cases = pp.golden_cases(layout.golden_json)
     budget = Budget(10, 100000, out=io.StringIO())
-    return precision_link._prepare(island_model(), cases, list(keep_fp32), budget, 5.0), budget, cases
+    found = precision_link._prepare(island_model(), cases, list(keep_fp32), budget, 5.0)
+    return found, budget, cases
 
 
 def test_the_first_steps_measure_the_scan_and_guess_a_preview_until_one_is_measured(
