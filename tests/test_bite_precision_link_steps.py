@@ -5,7 +5,7 @@ its memory budget."""
 import pytest
 
 pytest.importorskip("onnx")
-from precision_project import island_model, project, read, run, settings  # noqa: E402
+from precision_project import IMAGES, island_model, project, read, run, settings  # noqa: E402
 
 
 def _prepared(tmp_path, monkeypatch, keep_fp32=("Softmax",)):
@@ -104,3 +104,17 @@ def test_a_run_whose_memory_stays_at_the_budget_completes_and_one_mb_more_is_ref
     with pytest.raises(PrecisionError, match="the next range scan image would take the memory "
                                              "to about 600 MB, beyond precision.budget_mb 599"):
         run(settings(mb=599), layout)
+
+
+def test_golden_cases_read_the_case_folders_under_the_given_root(tmp_path, monkeypatch):
+    import os
+    from stages.host import precision_preview as pp
+    (tmp_path / "p").mkdir()
+    layout = project(tmp_path / "p", monkeypatch)  # golden.json records relative folders
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    root = str(tmp_path / "p")
+    cases = pp.golden_cases(os.path.join(root, layout.golden_json), root)
+    assert [c[0]["dir"] for c in cases] == [
+        os.path.join(root, layout.golden_case_dir(i, "img%d.jpg" % i)) for i in (0, 1)]
+    assert [c[1].tolist() for c in cases] == [x.tolist() for x in IMAGES]

@@ -192,3 +192,37 @@ def test_the_limits_say_how_they_were_derived():
         "logits max/mean abs: 4 x the emulated fp16 error; mask agreement and mIoU: the golden "
         "masks with every pixel flipped whose top-2 logit gap is below 2 x that max abs limit "
         "(at logits resolution)")
+
+
+def test_the_verdict_sentences_in_full():
+    from stages.host import precision_verdict as pv
+    rows, goal = [_row(0.97, 0.9)], {"mask_agreement": 0.995, "miou": 0.98}
+    m = {"margin_median": 1.5, "margin_p5": 0.25, "fp16_logits_mean_abs_error": 0.125,
+         "fp16_logit_rounding_median": 0.002, "pixels_below_twice_error": 0.1234}
+    assert pv.cannot(m, rows, goal, 9) == (
+        "fp16 cannot keep these masks: even with all 9 LayerNorm, Softmax and range nodes in fp32 "
+        "the fp16 preview reaches mask agreement 97.0000% and mIoU 0.9000 (goal 99.5000%, "
+        "0.9800), because too many of this model's logits are nearly tied: the fp32 top-1/top-2 "
+        "logit margin has median 1.5 and 5th percentile 0.25, the fp16 logits differ by 0.125 on "
+        "average (fp16 stores them to about 0.002), and 12.34% of the pixels have a margin below "
+        "twice that error, against the 0.500% disagreement the goal allows; use "
+        "engine.precision: fp32 (a trained model's wider margins may allow fp16).")
+    assert pv.spent("no time", None, None, goal, 2.5) == (
+        "Budget spent before any island set was shown to keep the masks: no time; raise "
+        "precision.budget_minutes (now 2.5) or precision.budget_mb in pipeline.yaml, or use "
+        "engine.precision: fp32.")
+    assert pv.spent("no time", {"a", "b"}, rows, goal, 2.5) == (
+        "Budget spent: no time; keeping the best set found, 2 fp32 island(s) with mask agreement "
+        "97.0000% and mIoU 0.9000 (goal 99.5000%, 0.9800); raise precision.budget_minutes (now "
+        "2.5) to look for a smaller set.")
+
+
+def test_a_non_finite_logit_counts_as_0_for_the_preview_mask():
+    from stages.host.precision_preview import row
+    golden = np.array([[[[0.5, 0.5]], [[-1.0, -1.0]]]], np.float32)  # class 0 wins both pixels
+    logits = golden.copy()
+    logits[0, 0, 0, 0] = np.nan  # read as 0: still above -1 (NaN itself would never win)
+    r = row({"source": "a.jpg", "height": 1, "width": 2}, logits, golden, np.zeros((1, 2),
+                                                                                   np.uint8),
+            ["a", "b"])
+    assert (r["nan"], r["mask_agreement"], r["miou"]) == (1, 1.0, 1.0)
