@@ -93,6 +93,8 @@ def test_afford_fits_a_step_exactly_into_the_time_left_less_the_reserve(monkeypa
     assert e.value.why == ("the next preview (about 0:20) does not fit in the 0:20 left of "
                            "precision.budget_minutes 1") and str(e.value) == e.value.why
     budget.afford("scan", 30.0)  # never measured: no time of its own
+    budget.cost["preview"] = (30.0, 0.0)
+    budget.afford("preview")  # no reserve unless asked: 30 s fit the 30 s left
     with pytest.raises(pb.BudgetSpent, match="the next scan .about 0:00. does not fit in the "
                                              "0:00 left"):
         budget.afford("scan", 31.0)
@@ -107,7 +109,8 @@ def test_afford_fits_a_steps_memory_exactly_under_the_budget(monkeypatch):
         budget.afford("preview")
     assert e.value.why == ("the next preview would take the memory to about 1000 MB, beyond "
                            "precision.budget_mb 1000")
-    budget.afford("scan")  # never measured: adds nothing
+    memory["rss"] = 1000.0
+    budget.afford("scan")  # never measured: adds nothing, so it fits at the budget itself
 
 
 def test_a_measured_step_records_its_time_and_the_peak_it_added(monkeypatch):

@@ -5,7 +5,8 @@ its memory budget."""
 import pytest
 
 pytest.importorskip("onnx")
-from precision_project import IMAGES, island_model, project, read, run, settings  # noqa: E402
+from precision_project import (  # noqa: E402
+    IMAGES, LABELS, island_model, project, read, run, settings)
 
 
 def _prepared(tmp_path, monkeypatch, keep_fp32=("Softmax",)):
@@ -37,8 +38,16 @@ def test_the_first_steps_measure_the_scan_and_guess_a_preview_until_one_is_measu
     assert board.run(set(), {"pixel_values": x}).shape == (1, 2, 1, 4)
 
 
+class Clock(object):
+    def __init__(self):
+        self.now = 1000.0
+
+    def time(self):
+        return self.now
+
+
 def test_a_spent_budgets_islands_say_they_were_not_tested_alone(tmp_path, monkeypatch):
-    from stages.host import fp16_convert, precision_link
+    from stages.host import fp16_convert, precision_budget, precision_link
     (ranges, candidates, all_groups, switchable, _), budget, cases = _prepared(
         tmp_path, monkeypatch, keep_fp32=())
     kept = {"square", "shrink", "grow"}
@@ -50,6 +59,10 @@ def test_a_spent_budgets_islands_say_they_were_not_tested_alone(tmp_path, monkey
                                                      "nan": 0, "inf": 0}]}
     result = {"verdict": "budget", "proven": {"square"}}
     made = (cases, kept, fp16_convert.to_mixed(island_model(), kept))
+    clock = Clock()
+    monkeypatch.setattr(precision_budget, "time", clock)
+    budget = precision_budget.Budget(10, 100000)
+    clock.now += 12.345
     record = precision_link._contract(settings(), Seen(), result, (
         ranges, candidates, all_groups, switchable), made, budget)
     assert [(i["node"], i["reason"].split("; ")[1]) for i in record["islands"]] == [
@@ -58,6 +71,7 @@ def test_a_spent_budgets_islands_say_they_were_not_tested_alone(tmp_path, monkey
         ("grow", "not tested alone: the budget ended the search")]
     assert [c["node"] for c in record["dropped"]] == ["clip"] and record["keep_fp32"] == {}
     assert record["limits"]["logits_max_abs"] == 1.0 and record["preview"]["naive"] == []
+    assert record["search"]["seconds"] == 12.3  # to a tenth of a second
 
 
 class Frozen(object):
@@ -118,3 +132,16 @@ def test_golden_cases_read_the_case_folders_under_the_given_root(tmp_path, monke
     assert [c[0]["dir"] for c in cases] == [
         os.path.join(root, layout.golden_case_dir(i, "img%d.jpg" % i)) for i in (0, 1)]
     assert [c[1].tolist() for c in cases] == [x.tolist() for x in IMAGES]
+
+
+def test_a_preview_reads_the_logits_output_by_name(tmp_path, monkeypatch):
+    from stages.host import fp16_convert, precision_preview as pp
+    layout = project(tmp_path, monkeypatch)
+    cases = pp.golden_cases(layout.golden_json)
+    model = island_model()
+    two = island_model()  # the same graph with s listed as an output before the logits
+    two.graph.output.insert(0, two.graph.output[0])
+    two.graph.output[0].name = "s"
+    rows = pp.run_typed(fp16_convert.to_mixed(model, {"square", "shrink"}), cases, LABELS)
+    assert pp.run_typed(fp16_convert.to_mixed(two, {"square", "shrink"}), cases, LABELS) == rows
+    assert [r["mask_agreement"] for r in rows] == [1.0, 1.0]

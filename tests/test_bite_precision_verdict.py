@@ -226,3 +226,12 @@ def test_a_non_finite_logit_counts_as_0_for_the_preview_mask():
                                                                                    np.uint8),
             ["a", "b"])
     assert (r["nan"], r["mask_agreement"], r["miou"]) == (1, 1.0, 1.0)
+
+
+def test_margins_measures_the_gaps_in_float64():
+    from stages.host.precision_verdict import margins
+    # 1 - 1e-8: 1.0 in float32 arithmetic, 0.99999999 in float64, below 2 x 0.4999999975
+    golden = np.array([[[[1.0]], [[1e-8]]]], np.float32)
+    m = margins([({"source": "x.jpg"}, None, golden, None)], _rows(0.4999999975))
+    assert m["margin_median"] == 1.0 - float(np.float32(1e-8))
+    assert m["pixels_below_twice_error"] == 1.0
