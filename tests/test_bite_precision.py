@@ -286,7 +286,7 @@ def _island_model():
 
 
 def _record(model, kept):
-    """precision.json's record of a search that kept `kept`, through the link's own _report."""
+    """precision.json's record of a search that kept `kept`, through the link's own _contract."""
     from stages.host import fp16_convert, precision_link
     from stages.host.precision_budget import Budget
     from stages.host.precision_scan import node_ranges
@@ -306,7 +306,7 @@ def _record(model, kept):
     result = {"proven": set(kept), "verdict": "islands"}
     mixed = fp16_convert.to_mixed(model, set(kept))
     found = (ranges, [], all_groups, set(kept) | {"relu"})
-    report = precision_link._report(cfg, Seen(), result, found, (cases, set(kept), mixed),
+    report = precision_link._contract(cfg, Seen(), result, found, (cases, set(kept), mixed),
                                     Budget(1, 1000, out=open(os.devnull, "w")))
     return report, mixed
 

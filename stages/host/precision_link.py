@@ -195,7 +195,6 @@ def _contract(cfg, search, result, found, made, budget):
             "checked_against": dict(cfg["verify"]["fp16"], engine_precision="fp16")}
 
 
-_report = _contract  # the name tests/test_bite_precision.py calls it by
 
 
 def run_precision(cfg, layout):
