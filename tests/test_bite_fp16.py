@@ -237,3 +237,20 @@ def test_the_switchboard_equals_the_emulation_with_a_layernorm_and_gelu_chain_ke
     board = Board(model, names)
     for kept in (names, []):
         assert np.array_equal(board.run(kept, {"pixel_values": x}), _emulated(model, kept, x))
+
+
+def test_with_every_node_kept_fp32_the_switchboard_is_the_fp32_model_another_domain_too():
+    """ONNX Runtime's contrib Gelu (domain com.microsoft) between two standard nodes."""
+    from stages.host.fp16_emulate import session
+    from stages.host.fp16_switchboard import Board
+    nodes = [_node("Mul", ["pixel_values", "pixel_values"], "a", "sq"),
+             _node("Gelu", ["a"], "g", "gelu", domain="com.microsoft"),
+             _node("Add", ["g", "a"], "logits", "add")]
+    graph = helper.make_graph(nodes, "g", [_io("pixel_values", [1, 4])], [_io("logits", [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    x = np.array([[0.3, -1.7, 2.2, 1.0 / 3]], np.float32)
+    fp32 = session(model).run(["logits"], {"pixel_values": x})[0]
+    board = Board(model, ["sq", "gelu", "add"])
+    assert np.array_equal(board.run(["sq", "gelu", "add"], {"pixel_values": x}), fp32)
+    assert not np.array_equal(board.run([], {"pixel_values": x}), fp32)
