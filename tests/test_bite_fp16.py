@@ -254,3 +254,31 @@ def test_with_every_node_kept_fp32_the_switchboard_is_the_fp32_model_another_dom
     board = Board(model, ["sq", "gelu", "add"])
     assert np.array_equal(board.run(["sq", "gelu", "add"], {"pixel_values": x}), fp32)
     assert not np.array_equal(board.run([], {"pixel_values": x}), fp32)
+
+
+def test_an_emulation_session_gives_a_runs_memory_back():
+    """The precision budget reads the resident memory between steps: a 100 MB intermediate must
+    not stay held by ONNX Runtime's arena after the run."""
+    from stages.host.fp16_emulate import session
+    from stages.host.precision_budget import rss_mb
+    shape = helper.make_tensor("shape", I64, [1], [25000000])
+    nodes = [_node("Expand", ["x", "shape"], "big", "expand"),
+             _node("ReduceMax", ["big"], "y", "max", keepdims=0)]
+    graph = helper.make_graph(nodes, "g", [_io("x", [1])], [_io("y", [])], [shape])
+    sess = session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    before = rss_mb()
+    assert sess.run(["y"], {"x": np.array([2.5], np.float32)})[0] == 2.5
+    assert rss_mb() - before < 50
+
+
+def test_an_emulation_session_starts_with_no_warning_and_no_provider_error(capfd):
+    """An unknown provider name makes ONNX Runtime warn, print an "EP Error" banner into the
+    link's output and fall back to the CPU."""
+    import warnings
+    from stages.host.fp16_emulate import session
+    model = _model([_node("Relu", ["x"], "y", "relu")], [_io("x", [2])], [_io("y", [2])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sess = session(model)
+    assert sess.get_providers() == ["CPUExecutionProvider"]
+    assert "EP Error" not in "".join(capfd.readouterr())
