@@ -149,19 +149,17 @@ def test_a_preview_needs_its_last_cost_and_the_reserve_left(cost, reserve, spent
 
 # --- the search's best set and its progress lines, under a budget whose clock is fixed -------
 
-class FixedBudget(object):
+def _fixed_budget(left, each):
     """The real Budget with a fixed time left and a fixed cost per preview (no wall clock)."""
+    from stages.host.precision_budget import Budget
 
-    def __new__(cls, left, each):
-        from stages.host.precision_budget import Budget
+    class Fixed(Budget):
+        def left(self):
+            return left
 
-        class Fixed(Budget):
-            def left(self):
-                return left
-
-            def measured(self, kind, started, rss_before):
-                self.cost[kind] = (each, 0.0)
-        return Fixed(1, 1e6, out=io.StringIO())
+        def measured(self, kind, started, rss_before):
+            self.cost[kind] = (each, 0.0)
+    return Fixed(1, 1e6, out=io.StringIO())
 
 
 def _fixed_search(left, each, reserve=0.0):
@@ -169,7 +167,7 @@ def _fixed_search(left, each, reserve=0.0):
     rec, _, golden, mask = _case(np.array([[[[3.0, 1.0]], [[0.0, 2.0]]]], np.float32))
     board = FakeBoard(golden)  # the golden logits when "a" is kept, else every pixel flipped
     return Search(board, [(rec, np.zeros(1, np.float32), golden, mask)], ["x", "y"],
-                  {"mask_agreement": 0.99, "miou": 0.98}, FixedBudget(left, each), reserve)
+                  {"mask_agreement": 0.99, "miou": 0.98}, _fixed_budget(left, each), reserve)
 
 
 def _lines(search):
