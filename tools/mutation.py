@@ -136,7 +136,8 @@ GROUPS = {
         ["stages/host/precision_scan.py", "stages/host/precision_search.py",
          "stages/host/fp16_switchboard.py", "stages/host/fp16_convert.py",
          "stages/host/fp16_emulate.py"],
-        ["tests/test_bite_precision.py"] + PRECISION_IN_PROCESS,
+        ["tests/test_bite_precision.py", "tests/test_bite_fp16.py",
+         "tests/test_bite_fp16_search.py"] + PRECISION_IN_PROCESS,
     ),
 }
 # functions that only print, time or talk to torch/onnxruntime at export time: not decision points

@@ -65,11 +65,6 @@ class _Rewrite(object):
             return t
         return t + "|x"
 
-    def fp32_capable(self, t):
-        """The node (or None for graph inputs and initializers) whose fp32 result t may be."""
-        n = self.producer.get(t)
-        return n is not None and n.name in self.switchable
-
     def edge(self, t, consumer):
         """The name a consumer (a node name, or None for a graph output) reads tensor t as."""
         if self.types.get(t) != FLOAT:
