@@ -6,9 +6,10 @@ import os
 import pytest
 
 from runtime.kernels import KERNELS, cubin
-from stages.device.doctor_checks import check_clocks, check_memory, check_nvcc, check_power
+from stages.device.doctor_checks import estimate_build, memory_budget
 from test_bite_doctor import b4, need_mb, set_memory  # noqa: F401 (fixture)
-from test_bite_doctor_rows import DESKTOP, NANO, ORIN, ORIN_NANO, ctx_of, says, tree
+from test_bite_doctor_rows import (DESKTOP, NANO, ORIN, ORIN_NANO, check_clocks, check_memory,
+                                   check_nvcc, check_power, ctx_of, says, tree)
 
 OLD_NANO = "nano-4gb-l4t32.6.1"  # no nvcc on PATH (only in /usr/local/cuda), clocks not pinned
 PATH_FIX = "export PATH=/usr/local/cuda/bin:$PATH (add it to ~/.bashrc)"
@@ -120,6 +121,9 @@ def test_memory_short_once_the_engine_is_built_only_warns(b4, tmp_path, short_mb
     assert ctx["next"] == "runtime_check"
     after = check_memory(ctx)
     assert before["status"] == "FAIL" and after["status"] == "warn", after
+    need, how = estimate_build(os.path.getsize(b4.onnx_model), 1024, True)
+    assert after["detail"] == "%s; the engine build needs about %d MB = %s" % (
+        memory_budget(root)[1], need, how)
     assert after["detail"] == before["detail"] and after["fix"] == before["fix"]
     assert after["fix"].startswith("add swap: sudo fallocate -l 4G /swapfile2 ")
     assert after["blocks"] == before["blocks"] == ["build_engine"]

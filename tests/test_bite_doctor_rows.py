@@ -9,11 +9,27 @@ import shutil
 
 import pytest
 
-from stages.device import doctor
-from stages.device.doctor_checks import (check_board, check_cuda, check_doit, check_numpy,
-                                         check_opencv, check_python, check_tensorrt,
-                                         version_tuple)
+from stages.device import doctor, doctor_checks
+from stages.device.doctor_checks import version_tuple
 from test_doctor import FIX, machine
+
+
+def named(name):
+    """The check whose rows are all called `name` (the word `doit doctor` prints and
+    bench_conditions records), checked on every call."""
+    check = getattr(doctor_checks, "check_" + name)
+
+    def run(ctx):
+        r = check(ctx)
+        assert r["name"] == name, r
+        return r
+    return run
+
+
+check_board, check_tensorrt, check_cuda, check_python, check_numpy, check_doit, check_opencv = (
+    named(n) for n in ("board", "tensorrt", "cuda", "python", "numpy", "doit", "opencv"))
+check_nvcc, check_memory, check_power, check_clocks = (
+    named(n) for n in ("nvcc", "memory", "power", "clocks"))
 
 NANO = "nano-4gb-l4t32.7.1-swap"  # L4T 32.7.1 = JetPack 4.6.1, TensorRT 8.2.1.8, Python 3.6.9
 ORIN = "orin-agx-l4t35.3.1"  # JetPack 5.1.1, TensorRT 8.5.2.2, numpy 1.24.4
@@ -164,6 +180,12 @@ def test_pycuda_built_for_another_cuda_than_the_jetpack_warns(cuda, same):
         says(r, "warn", NANO_CUDA % cuda + "; JetPack 4.6.1 has CUDA 10.2", "rebuild pycuda "
              "against JetPack's CUDA: pip3 install --user --force-reinstall --no-binary :all: "
              "'pycuda<=2022.1'")
+
+
+def test_cuda_is_compared_by_major_minor_however_the_jetpack_writes_it():
+    ctx = ctx_of(NANO)
+    ctx["jetpack"] = dict(ctx["jetpack"], cuda="10.2.89")  # the patch level written too
+    says(check_cuda(ctx), "ok", NANO_CUDA % "10.2")
 
 
 def test_cuda_off_a_jetson_is_not_held_to_a_jetpack():
