@@ -16,7 +16,7 @@ from stages.common.errors import DeviceError
 from stages.device import doctor
 from stages.device.doctor_checks import estimate_build, memory_budget, row
 from test_bite_doctor import b4, need_mb, set_memory  # noqa: F401 (fixture)
-from test_bite_doctor_rows import DESKTOP, NANO, ctx_of, tree
+from test_bite_doctor_rows import DESKTOP, HOST, NANO, ctx_of, tree
 
 ROWS = [row("board", "ok", "fine", "never shown"), row("numpy", "warn", "old", "pip it"),
         row("memory", "FAIL", "short", "add swap", ["build_engine"]),
@@ -51,7 +51,9 @@ def test_the_summary_bench_records():
         "ok": 1, "warn": 2, "fail": 3, "next_link": "runtime_check", "blocked": True,
         "problems": ["warn numpy: old", "FAIL memory: short", "FAIL python: 2.7", "warn x: no fix",
                      "FAIL y: bad"]}
-    assert doctor.summary(ROWS[:2], {"next": "verify"})["blocked"] is False
+    assert doctor.summary(ROWS[:2], {"next": "verify"}) == {
+        "ok": 1, "warn": 1, "fail": 0, "next_link": "verify", "blocked": False,
+        "problems": ["warn numpy: old"]}
 
 
 def doctor_on(name, layout, root=None, workspace_mb=1024, **env):
@@ -274,3 +276,45 @@ def test_the_build_guard_off_a_jetson_keeps_the_workspace_out_of_ram(b4, tmp_pat
     nano = tree(NANO, tmp_path)
     os.remove(os.path.join(nano, "proc", "meminfo"))
     assert doctor.check_build_memory(b4.onnx_model, 1024, nano) is None
+
+
+def test_the_build_guard_advises_swap_for_the_whole_shortfall(b4, tmp_path):  # noqa: F811
+    root = tree(NANO, tmp_path)
+    set_memory(root, 1000, 0)  # 1000 MB usable; a 4096 MB workspace needs 5108 MB: 4108 short
+    with pytest.raises(DeviceError) as e:
+        doctor.check_build_memory(b4.onnx_model, 4096, root)
+    assert "but only 1000 MB are free" in str(e.value)
+    assert "`sudo fallocate -l 5G /swapfile2 " in str(e.value)
+
+
+@pytest.fixture
+def roots(monkeypatch):
+    """The roots every filesystem probe was asked to read under."""
+    seen, real = set(), jetson.at
+    monkeypatch.setattr(jetson, "at", lambda root, path: seen.add(root) or real(root, path))
+    return seen
+
+
+def test_without_a_root_every_probe_reads_this_machine(roots, capsys):
+    env, runner = ctx_of(HOST)["env"], lambda argv: None
+    roots.clear()
+    assert doctor.context(env=env, runner=runner)["root"] == "/" and roots == {"/"}
+    roots.clear()
+    doctor.run_doctor({"engine": {}}, None, env=env, runner=runner)
+    assert "memory" in capsys.readouterr().out and roots == {"/"}
+    roots.clear()
+    doctor.bench_conditions(env=env, runner=runner)
+    assert roots == {"/"}
+    for probe in (lambda: doctor.jetson_clocks_warning(), lambda: doctor.find_trtexec(),
+                  lambda: doctor.trtexec_crosscheck("e", 5, runner=runner)):
+        roots.clear()
+        probe()
+        assert roots == {"/"}
+
+
+def test_without_a_root_the_build_guard_reads_this_machine(b4, roots):  # noqa: F811
+    try:
+        doctor.check_build_memory(b4.onnx_model, 1)
+    except DeviceError:  # this machine may be short of memory: the guard still read it
+        pass
+    assert roots == {"/"}

@@ -10,7 +10,11 @@ from stages.common.files import sha256_file
 from stages.device import doctor
 from stages.device.doctor_checks import row
 from test_bite_doctor import b4  # noqa: F401 (fixture)
-from test_bite_doctor_rows import DESKTOP, HOST, NANO, ORIN, ctx_of, says, tree
+from test_bite_doctor_rows import DESKTOP, HOST, NANO, ORIN, ctx_of, named, says, tree
+
+check_onnx = named("model", doctor.check_onnx)
+check_engines = named("engines", doctor.check_engines)
+check_kernels = named("kernels", doctor.check_kernels)
 
 NANO_SLUG = "nvidia-tegra-x1_sm53_cuda10.2_trt8.2.1.8_l4t32.7.1"
 OLD_NANO_SLUG = "nvidia-tegra-x1_sm53_cuda10.2_trt8.0.1.6_l4t32.6.1"
@@ -45,9 +49,15 @@ def test_a_jetson_is_known_by_its_l4t_or_by_its_board_name(tmp_path):
     assert ctx["jetson"] and ctx["l4t"] is None and ctx["jetpack"] is None
     assert ctx["sm"] == "sm_53" and ctx["role"] == "device"  # from the board's name
     with open(os.path.join(root, "proc", "device-tree", "model"), "w") as f:
-        f.write("Raspberry Pi 4 Model B")
+        f.write("FriendlyElec NanoPi R4S")  # 'nano' in its name, but no Jetson and no GPU
     ctx = ctx_of(NANO, root, gpu=None, tensorrt=None)
     assert not ctx["jetson"] and ctx["sm"] is None and ctx["role"] == "host"
+
+
+def test_without_an_env_the_context_probes_this_python(monkeypatch):
+    env = ctx_of(HOST)["env"]
+    monkeypatch.setattr(doctor, "probe_env", lambda: env)
+    assert doctor.context(None, None, ctx_of(HOST)["root"])["env"] is env
 
 
 def test_roles_and_the_links_each_runs():
@@ -110,15 +120,23 @@ def test_the_model_row_checks_model_onnx_against_its_sidecar(b4):  # noqa: F811
     ctx = ctx_of(NANO, layout=b4)
     sha = sha256_file(b4.onnx_model)
     detail = "%s, 3.1 MB, sha256 %s" % (b4.onnx_model, sha[:16])
-    says(doctor.check_onnx(ctx), "ok", detail + " (matches model.json)")
+    says(check_onnx(ctx), "ok", detail + " (matches model.json)")
     fix = "copy model.onnx and model.json from the same doit onnx run (or bundle)"
     for sidecar in ['{"onnx_sha256": "%s"}' % sha[::-1], "{", "{}"]:
         with open(b4.onnx_sidecar, "w") as f:
             f.write(sidecar)
-        says(doctor.check_onnx(ctx), "FAIL", detail + ", which %s does not record" %
+        says(check_onnx(ctx), "FAIL", detail + ", which %s does not record" %
              b4.onnx_sidecar, fix, ctx["links"])
     os.remove(b4.onnx_sidecar)
-    assert doctor.check_onnx(ctx)["status"] == "FAIL"
+    assert check_onnx(ctx)["status"] == "FAIL"
+
+
+def test_the_model_size_is_in_megabytes_of_a_million_bytes(b4):  # noqa: F811
+    with open(b4.onnx_model, "wb") as f:
+        f.truncate(1050000)
+    with open(b4.onnx_sidecar, "w") as f:
+        json.dump({"onnx_sha256": sha256_file(b4.onnx_model)}, f)
+    assert ", 1.1 MB, sha256 " in check_onnx(ctx_of(NANO, layout=b4))["detail"]
 
 
 def test_a_missing_model_is_made_on_the_host_and_fetched_on_the_device(b4):  # noqa: F811
@@ -127,22 +145,22 @@ def test_a_missing_model_is_made_on_the_host_and_fetched_on_the_device(b4):  # n
            ".tar.gz here and untar it")
     for name, env in [(NANO, {}), (HOST, {"host": False}), (DESKTOP, {"tensorrt": None})]:
         ctx = ctx_of(name, layout=b4, **env)
-        says(doctor.check_onnx(ctx), "FAIL", "%s is missing" % b4.onnx_model, fix, ctx["links"])
-    says(doctor.check_onnx(ctx_of(HOST, layout=b4)), "ok",
+        says(check_onnx(ctx), "FAIL", "%s is missing" % b4.onnx_model, fix, ctx["links"])
+    says(check_onnx(ctx_of(HOST, layout=b4)), "ok",
          "%s not exported yet: plain doit makes it" % b4.onnx_model)
 
 
 def test_engines_of_other_devices_are_listed_with_their_tensorrt(b4):  # noqa: F811
-    says(doctor.check_engines(ctx_of(NANO, layout=b4)), "ok",
+    says(check_engines(ctx_of(NANO, layout=b4)), "ok",
          "this device (%s): none yet (doit build_engine); for other devices: none" % NANO_SLUG)
     engine_at(b4, ORIN_SLUG, "8.5.2.2")
     os.makedirs(b4.engine_dir("empty_folder"))  # no model.engine: not an engine
-    says(doctor.check_engines(ctx_of(NANO, layout=b4)), "ok", "this device (%s): none yet (doit "
+    says(check_engines(ctx_of(NANO, layout=b4)), "ok", "this device (%s): none yet (doit "
          "build_engine); for other devices: %s (TensorRT 8.5.2.2)" % (NANO_SLUG, ORIN_SLUG))
-    says(doctor.check_engines(ctx_of(HOST, layout=b4)), "ok", "no TensorRT here to build or "
+    says(check_engines(ctx_of(HOST, layout=b4)), "ok", "no TensorRT here to build or "
          "load one; present: %s (TensorRT 8.5.2.2)" % ORIN_SLUG)
     engine_at(b4, NANO_SLUG)
-    says(doctor.check_engines(ctx_of(NANO, layout=b4)), "ok", "this device (%s): built; for "
+    says(check_engines(ctx_of(NANO, layout=b4)), "ok", "this device (%s): built; for "
          "other devices: %s (TensorRT 8.5.2.2)" % (NANO_SLUG, ORIN_SLUG))
 
 
@@ -152,23 +170,23 @@ def test_an_engine_of_this_gpu_from_before_an_upgrade_warns_until_one_is_built(b
     with open(os.path.join(b4.engine_dir(OLD_NANO_SLUG), "model.json"), "w") as f:
         f.write('{"engine": {}}')
     listed = "%s (TensorRT unknown), %s (TensorRT 8.5.2.2)" % (OLD_NANO_SLUG, ORIN_SLUG)
-    says(doctor.check_engines(ctx_of(NANO, layout=b4)), "warn", "this device (%s): none yet "
+    says(check_engines(ctx_of(NANO, layout=b4)), "warn", "this device (%s): none yet "
          "(doit build_engine); for other devices: %s: built here before an upgrade, they will "
          "not load" % (NANO_SLUG, listed), "doit build_engine builds one for this TensorRT/L4T")
     engine_at(b4, NANO_SLUG)
-    assert doctor.check_engines(ctx_of(NANO, layout=b4))["status"] == "ok"
-    says(doctor.check_engines(ctx_of(HOST, layout=b4)), "ok", "no TensorRT here to build or "
+    assert check_engines(ctx_of(NANO, layout=b4))["status"] == "ok"
+    says(check_engines(ctx_of(HOST, layout=b4)), "ok", "no TensorRT here to build or "
          "load one; present: %s (TensorRT unknown), %s (TensorRT unknown), %s (TensorRT 8.5.2.2)" % (
              OLD_NANO_SLUG, NANO_SLUG, ORIN_SLUG))  # sorted by name
 
 
 def test_the_kernels_row(b4):  # noqa: F811
-    says(doctor.check_kernels(ctx_of(HOST, layout=b4)), "ok", "no GPU here, no kernels to compile")
+    says(check_kernels(ctx_of(HOST, layout=b4)), "ok", "no GPU here, no kernels to compile")
     folder = b4.kernels_dir("sm_87")
-    says(doctor.check_kernels(ctx_of(ORIN, layout=b4)), "ok",
+    says(check_kernels(ctx_of(ORIN, layout=b4)), "ok",
          folder + ": not compiled yet (doit runtime_check compiles them)")
     kernels_at(b4, "sm_87")
-    says(doctor.check_kernels(ctx_of(ORIN, layout=b4)), "ok",
+    says(check_kernels(ctx_of(ORIN, layout=b4)), "ok",
          folder + ": preprocess, postprocess, overlay.cubin")
 
 
