@@ -175,9 +175,9 @@ def test_an_engine_of_this_gpu_from_before_an_upgrade_warns_until_one_is_built(b
          "not load" % (NANO_SLUG, listed), "doit build_engine builds one for this TensorRT/L4T")
     engine_at(b4, NANO_SLUG)
     assert check_engines(ctx_of(NANO, layout=b4))["status"] == "ok"
-    says(check_engines(ctx_of(HOST, layout=b4)), "ok", "no TensorRT here to build or "
-         "load one; present: %s (TensorRT unknown), %s (TensorRT unknown), %s (TensorRT 8.5.2.2)" % (
-             OLD_NANO_SLUG, NANO_SLUG, ORIN_SLUG))  # sorted by name
+    says(check_engines(ctx_of(HOST, layout=b4)), "ok", "no TensorRT here to build or load "
+         "one; present: %s (TensorRT unknown), %s (TensorRT unknown), %s (TensorRT 8.5.2.2)"
+         % (OLD_NANO_SLUG, NANO_SLUG, ORIN_SLUG))  # sorted by name
 
 
 def test_the_kernels_row(b4):  # noqa: F811
