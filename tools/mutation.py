@@ -115,10 +115,13 @@ GROUPS = {
         ],
     ),
     "doctor": (
-        ["stages/device/doctor_checks.py"],
+        ["stages/device/doctor_checks.py", "stages/device/doctor.py"],
         # test_doctor.py is left out: 32 s a run (30 fake machines, a 256 MB model.onnx hashed
-        # per test), too slow to repeat for each surviving mutant, in CI's quick mode too
-        ["tests/test_bite_doctor.py"],
+        # per test), too slow to repeat for each surviving mutant; the bite files cover every
+        # row and doctor.py's decisions in process (about 1 s together)
+        ["tests/test_bite_doctor.py", "tests/test_bite_doctor_rows.py",
+         "tests/test_bite_doctor_machine.py", "tests/test_bite_doctor_report.py",
+         "tests/test_bite_doctor_bench.py"],
     ),
     # round 2 (issue 25): the precision link, in two groups: its numerics (the fp16 emulation,
     # the scan, the search, the converter) and its orchestration (the link, the previews, the
