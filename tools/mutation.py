@@ -357,18 +357,6 @@ def run_group(group, workdir, sample, max_children, wanted=None):
     return dict((n, status.get(n, "not checked")) for n in chosen)
 
 
-# Groups CI's quick gate leaves out, with the reason (docs/mutation.md): the doctor group's fast
-# test covers only the memory functions (its other rows run in test_doctor's slow runs); the
-# precision group's
-# fast tests do not reach the link's orchestration (run_precision and its steps, which only the
-# minute-long `doit` runs of test_precision exercise), so it scores 65 % in full; `--module
-# precision` still runs it.
-QUICK_SKIP = {"precision_link": "its orchestration has no in-process test yet",
-              "precision": "its numerics modules are below 90 % until triaged",
-              "doctor": "only its memory functions have fast tests (98.1 % in full); its board, "
-                        "version and clock rows are covered by test_doctor's slow runs"}
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -395,9 +383,7 @@ def main(argv=None):
     sample = 10 if a.quick else a.sample
     killed = total = 0
     survivors = []
-    groups = a.module or [g for g in sorted(GROUPS) if not (a.quick and g in QUICK_SKIP)]
-    for g in sorted(set(GROUPS) - set(groups)):
-        print("%-10s left out of this run: %s" % (g, QUICK_SKIP.get(g, "not asked for")))
+    groups = a.module or sorted(GROUPS)
     for group in groups:
         wanted = None
         if a.names_from:
