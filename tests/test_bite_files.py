@@ -153,3 +153,28 @@ def test_a_folder_owned_later_is_writable_through_its_link_and_only_it(project):
     ("/srv/pa", "/srv/p", False), ("/srv", "/srv/p", False), ("/srv/p/a", "/", True)])
 def test_inside_is_by_whole_path_components(path, root, inside):
     assert files.inside(path, root) is inside
+
+
+def test_an_old_folder_that_cannot_be_removed_leaves_the_new_one_in_place(tmp_path, monkeypatch):
+    """replace_dir: the swap stands when a file of the old folder cannot be deleted (held, or a
+    permission): what is left is one of our temp folders, for the next run's cleanup."""
+    folder = str(tmp_path / "golden")
+    os.makedirs(folder)
+    for name in ("old.npy", "held.npy"):
+        with open(os.path.join(folder, name), "w") as f:
+            f.write("old")
+    staged = files.staged_dir(folder)
+    with open(os.path.join(staged, "new.npy"), "w") as f:
+        f.write("new")
+    real_unlink = os.unlink
+
+    def unlink(path, *args, **kwargs):
+        if os.path.basename(path) == "held.npy":
+            raise PermissionError(13, "Permission denied", path)
+        return real_unlink(path, *args, **kwargs)
+    monkeypatch.setattr(os, "unlink", unlink)
+    files.replace_dir(staged, folder)
+    assert listing(folder) == ["new.npy"]
+    left = [n for n in listing(str(tmp_path)) if n != "golden"]
+    assert len(left) == 1 and files.TEMP_NAME.match(left[0])
+    assert listing(str(tmp_path / left[0])) == ["held.npy"]

@@ -6,7 +6,6 @@ inspector read-back (each spelling of a precision, the layers counted, the offen
 The TensorRT here is the test double (tests/doubles: NOT TensorRT): its enums, its builder config
 and its network and layer classes, the surface of each release; layers are put together by hand
 as the ONNX parser lays them out, and the inspector's JSON is written by hand."""
-import json
 
 import pytest
 
@@ -55,6 +54,16 @@ def test_network_flags_of_each_generation(trt):
         assert tp.network_flags(trt, b, "strong") == 0
 
 
+def test_tensorrt_9_asks_for_explicit_batch_and_strong_typing_together():
+    """9.x (not in the double): implicit batch still exists beside STRONGLY_TYPED."""
+    from types import SimpleNamespace as Module
+    from stages.device import trt_precision as tp
+    trt = Module(NetworkDefinitionCreationFlag=Module(EXPLICIT_BATCH=0, STRONGLY_TYPED=1),
+                 BuilderFlag=Module(FP16=0))
+    assert tp.typing(trt, "fp16") == "strong"
+    assert tp.network_flags(trt, Module(max_batch_size=1), "strong") == 0b11
+
+
 def test_weak_fp16_sets_fp16_and_the_flag_that_makes_tensorrt_obey_the_pins(trt):
     from stages.device import trt_precision as tp
     if not hasattr(trt.BuilderFlag, "FP16"):
@@ -81,6 +90,13 @@ def test_detailed_profiling_where_the_generation_has_it(trt):
     assert config.profiling_verbosity == trt.ProfilingVerbosity.DETAILED
 
 
+def test_no_detailed_profiling_on_a_tensorrt_without_profiling_verbosity():
+    from types import SimpleNamespace as Module
+    from stages.device import trt_precision as tp
+    config = Module()
+    assert tp.set_detailed_profiling(Module(), config) is False and vars(config) == {}
+
+
 # --- pins: a network laid out as the ONNX parser does, by hand ----------------------------------
 
 def network(trt, spec):
@@ -105,8 +121,8 @@ BROADCAST = "(Unnamed Layer* 4) [Shuffle]"
 
 def segformer_tail(trt):
     """relu -> conv (weights: a named Constant) -> mul by an unnamed, broadcast constant ->
-    SoftMax + its Shuffle 'soft' -> logits; shape_of -> an int64 shape; split -> a float and an
-    int output."""
+    SoftMax + its Shuffle 'soft' -> logits; shape_of -> an int32 shape; split -> a float and an
+    int output; shift adds a constant bias to the network input."""
     f, i32 = trt.float32, trt.int32
     return network(trt, [
         ("relu", "ACTIVATION", ["pixel_values"], [("r", f)]),
@@ -119,6 +135,8 @@ def segformer_tail(trt):
         ("soft", "SHUFFLE", [SOFTMAX + "_output"], [("logits", f)]),
         ("shape_of", "SHAPE", ["m"], [("shape", i32)]),
         ("split", "SLICE", ["logits"], [("half", f), ("index", i32)]),
+        ("bias", "CONSTANT", [], [("b", f)]),
+        ("shift", "ELEMENTWISE", ["pixel_values", "b"], [("s", f)]),
     ])
 
 
@@ -154,6 +172,22 @@ def test_constants_and_unnamed_helpers_above_an_island_are_pinned_named_producer
     assert record["pinned_layers"] == ["weights", CONST, BROADCAST, "conv", "mul"]
     assert pinned(layers) == sorted(record["pinned_layers"])
     assert record["pinned_by_op"] == {"Mul": 3, "Conv": 2}
+
+
+def test_an_island_with_several_outputs_pins_every_layer_that_computes_one(weak_trt):
+    from stages.device import trt_precision as tp
+    trt = weak_trt
+    net, layers = segformer_tail(trt)
+    record = tp.pin_islands(trt, net, [island("attn", "Attention", "logits", "r")])
+    assert record["pinned_layers"] == ["relu", SOFTMAX, "soft"]
+
+
+def test_a_constant_after_a_network_input_is_still_pinned(weak_trt):
+    from stages.device import trt_precision as tp
+    trt = weak_trt
+    net, layers = segformer_tail(trt)
+    record = tp.pin_islands(trt, net, [island("shift", "Add", "s")])
+    assert record["pinned_layers"] == ["bias", "shift"]
 
 
 def test_a_layer_two_islands_share_is_counted_once_for_the_first(weak_trt):
@@ -203,7 +237,7 @@ def test_network_types_name_every_output_of_every_layer(trt):
     from stages.device import trt_precision as tp
     net, layers = segformer_tail(trt)
     types = tp.network_types(net)
-    assert len(types) == 11 and types["logits"] == "fp32" and types["index"] == "int32"
+    assert len(types) == 13 and types["logits"] == "fp32" and types["index"] == "int32"
     assert types[SOFTMAX + "_output"] == "fp32" and types["half"] == "fp32"
 
 

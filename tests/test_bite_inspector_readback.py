@@ -150,6 +150,8 @@ PINS = {"pinned_layers": ["soft", "norm/Pow", "(Unnamed Layer* 2) [Softmax]"],
     ("soft", ["logits"], ["int32"], False),
     ("Reformatting CopyNode for Output Tensor 0 to soft", ["logits"], ["fp16"], False),
     ("softer", ["x"], ["fp16"], False),  # a name containing a pinned name
+    ("(Unnamed Layer* 2) [Softmax] + relu", ["y"], ["fp16"], True),  # spaces in a name
+    ("Layer* + relu", ["y"], ["fp16"], False),
     ("relu+soft", ["x"], ["fp16"], False),  # not TensorRT's " + " between fused names
     ("norm", ["norm_out2"], ["fp16"], False)])
 def test_which_engine_layers_are_offenders(name, outputs, precisions, bad):
@@ -159,7 +161,8 @@ def test_which_engine_layers_are_offenders(name, outputs, precisions, bad):
 
 def test_offenders_are_listed_in_engine_order():
     from stages.device.trt_precision import offenders
-    layers = [("soft", ["a"], ["fp16"]), ("relu", ["r"], ["fp16"]), ("myl", ["logits"], ["fp16"])]
+    layers = [("Reformatting CopyNode for Input Tensor 0 to soft", ["a"], ["fp16"]),
+              ("soft", ["a"], ["fp16"]), ("relu", ["r"], ["fp16"]), ("myl", ["logits"], ["fp16"])]
     assert offenders(layers, PINS) == ["soft", "myl"]
 
 
@@ -191,3 +194,4 @@ def test_the_check_record_counts_the_layers_and_skips_offenders_without_pins(trt
     assert check_engine(trt, runtime, b"plan", None) == expected  # fp32 or strong: no pins
     assert check_engine(trt, runtime, b"plan", {"pinned_layers": ["conv"],
                                                 "island_tensors": ["c"]}) == expected
+    assert runtime.plans == [b"plan", b"plan"]  # the plan just built is the one inspected
