@@ -37,9 +37,14 @@ def test_the_temps_a_killed_run_left_are_removed_by_the_next_runs_cleanup(tmp_pa
     with open(os.path.join(folder, "notes.export"), "w") as f:
         f.write("a user's file")
 
+    def scratch_paths():
+        return (files.scratch_path(model, "export", ".onnx"), files.scratch_path(model, "candidate"))
+    for path in scratch_paths():  # this process's: beside the model, named with our pid
+        assert os.path.dirname(path) == folder
+        assert files.TEMP_NAME.match(os.path.basename(path)).group("pid") == str(os.getpid())
+
     def killed_mid_way():
-        for path in (files.scratch_path(model, "export", ".onnx"),
-                     files.scratch_path(model, "candidate")):
+        for path in scratch_paths():
             with open(path, "wb") as f:
                 f.write(b"half")
         with files.atomic_path(model) as tmp:
