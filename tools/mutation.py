@@ -115,6 +115,7 @@ GROUPS = {
         ["runtime/stream.py", "stages/common/lock.py"],
         [
             "tests/test_bite_stream_lock.py",
+            "tests/test_bite_lock_file.py",
             "tests/test_stream.py",
             "--deselect",
             "tests/test_stream.py::test_ctrl_c_leaves_only_complete_files",
