@@ -38,7 +38,8 @@ def test_the_temps_a_killed_run_left_are_removed_by_the_next_runs_cleanup(tmp_pa
         f.write("a user's file")
 
     def scratch_paths():
-        return (files.scratch_path(model, "export", ".onnx"), files.scratch_path(model, "candidate"))
+        return (files.scratch_path(model, "export", ".onnx"),
+                files.scratch_path(model, "candidate"))
     for path in scratch_paths():  # this process's: beside the model, named with our pid
         assert os.path.dirname(path) == folder
         assert files.TEMP_NAME.match(os.path.basename(path)).group("pid") == str(os.getpid())
