@@ -98,7 +98,7 @@ GROUPS = {
     # round 2 (issue 25): the engine link's own checks, integrity, streams, the lock, the doctor
     "engine": (
         ["stages/device/engine.py", "stages/device/trt_builder.py"],
-        ["tests/test_bite_engine.py"],
+        ["tests/test_bite_engine.py", "tests/test_bite_engine_record.py"],
     ),
     # trt_precision.py on its own, against fast tests of its functions (no build): through
     # test_bite_engine.py every inspector mutant reran each build
