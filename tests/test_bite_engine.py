@@ -31,6 +31,10 @@ def tiny_onnx():
 
 @pytest.fixture(params=["8.2", "10"])
 def device(request, tmp_path, monkeypatch):
+    return make_device(request, tmp_path, monkeypatch)
+
+
+def make_device(request, tmp_path, monkeypatch):
     """(cfg, layout, trt) of a project folder with a tiny model.onnx, its sidecar and a
     precision.json made from it, on a device emulated by the doubles (TensorRT 8.2 or 10)."""
     from runtime import files, sidecar

@@ -11,7 +11,12 @@ import os
 
 import pytest
 
-from test_bite_engine import build, device, edit_report  # noqa: F401 (device: a fixture)
+from test_bite_engine import build, edit_report, make_device
+
+@pytest.fixture(params=["8.2", "10"])
+def device(request, tmp_path, monkeypatch):
+    return make_device(request, tmp_path, monkeypatch)
+
 
 ISLANDS = [{"node": "soft", "op": "Softmax", "outputs": ["logits"], "reason": "overflow 7e4"},
            {"node": "relu", "op": "Relu", "outputs": ["r"]}]  # an island with no reason given
