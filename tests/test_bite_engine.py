@@ -486,7 +486,6 @@ def test_the_inspector_precisions_are_read_from_each_spelling(device, key):
 
 
 def test_without_precision_json_or_groups_keep_fp32_is_refused_in_one_sentence(device):
-    from runtime import files
     from stages.common.errors import PipelineError
     cfg, layout, trt = device
     if not trt.__version__.startswith("8."):
