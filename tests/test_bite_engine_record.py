@@ -7,6 +7,7 @@ monitor and keeps the previous engine.
 The TensorRT here is the test double (tests/doubles: NOT TensorRT, it shows our calls and
 decisions, not that TensorRT builds)."""
 import io
+import json
 import os
 
 import pytest
@@ -54,11 +55,32 @@ def test_the_progress_monitor_is_recorded_where_the_generation_has_one(device):
 def test_the_out_of_memory_retry_is_said_on_the_console(device, monkeypatch, capsys):
     cfg, layout, trt = device
     monkeypatch.setenv("TRT_DOUBLE_OOM_ABOVE_MB", "40")
+    monkeypatch.setenv("TRT_DOUBLE_WARN", "a tactic was skipped")  # build.log has more lines
     build(cfg, layout)
     out = capsys.readouterr().out.splitlines()
     said = [line for line in out if "ran out of memory" in line]
     assert said == ["build_engine: TensorRT ran out of memory; retrying once with half the "
                     "workspace (32 MB)."]
+
+
+def test_a_rebuild_estimates_the_time_left_from_the_previous_build(device, monkeypatch, capsys):
+    import functools
+    from stages.device import trt_builder, trt_progress
+    cfg, layout, trt = device
+    folder, _ = build(cfg, layout)
+    earlier = folder.read()
+    earlier["engine"]["build_seconds"] = 600.0  # what the sidecar says the last build took
+    with open(folder.sidecar, "w") as f:
+        json.dump(earlier, f)
+    # a heartbeat every 0.05 s instead of 30, and a build of 0.3 s
+    monkeypatch.setattr(trt_builder, "Heartbeat",
+                        functools.partial(trt_progress.Heartbeat, every=0.05))
+    monkeypatch.setenv("TRT_DOUBLE_SLOW_BUILD", "0.3")
+    cfg["engine"]["workspace_mb"] = 32
+    capsys.readouterr()
+    build(cfg, layout)
+    beats = [line for line in capsys.readouterr().out.splitlines() if "still building" in line]
+    assert beats and all("s left (the previous build here took 600 s)..." in b for b in beats)
 
 
 class CtrlC(io.StringIO):
