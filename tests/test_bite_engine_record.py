@@ -72,10 +72,10 @@ def test_a_rebuild_estimates_the_time_left_from_the_previous_build(device, monke
     earlier["engine"]["build_seconds"] = 600.0  # what the sidecar says the last build took
     with open(folder.sidecar, "w") as f:
         json.dump(earlier, f)
-    # a heartbeat every 0.05 s instead of 30, and a build of 0.3 s
+    # a heartbeat every 0.05 s instead of 30, and a build of 0.4 s
     monkeypatch.setattr(trt_builder, "Heartbeat",
                         functools.partial(trt_progress.Heartbeat, every=0.05))
-    monkeypatch.setenv("TRT_DOUBLE_SLOW_BUILD", "0.3")
+    monkeypatch.setenv("TRT_DOUBLE_SLOW_BUILD", "0.4")
     cfg["engine"]["workspace_mb"] = 32
     capsys.readouterr()
     build(cfg, layout)
