@@ -40,8 +40,8 @@ FILE_MODE, EXEC_MODE = 0o666 & ~UMASK, 0o777 & ~UMASK  # what open() and mkdir()
 def atomic_path(path, suffix=""):
     """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds."""
     folder = os.path.dirname(os.path.abspath(path))
+    check_owned(folder)  # before makedirs: nothing is created outside what is ours
     os.makedirs(folder, exist_ok=True)
-    check_owned(folder)
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp" + suffix, dir=folder)
     os.close(fd)
     try:
@@ -57,8 +57,8 @@ def atomic_path(path, suffix=""):
 def staged_dir(folder):
     """A new empty temp folder beside `folder` (same filesystem, so it can be renamed onto it)."""
     parent = os.path.dirname(os.path.abspath(folder))
-    os.makedirs(parent, exist_ok=True)
     check_owned(parent)
+    os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=_temp_prefix(folder), suffix=".tmp", dir=parent)
     os.chmod(tmp, EXEC_MODE)
     return tmp

@@ -31,6 +31,10 @@ def tiny_onnx():
 
 @pytest.fixture(params=["8.2", "10"])
 def device(request, tmp_path, monkeypatch):
+    return make_device(request, tmp_path, monkeypatch)
+
+
+def make_device(request, tmp_path, monkeypatch):
     """(cfg, layout, trt) of a project folder with a tiny model.onnx, its sidecar and a
     precision.json made from it, on a device emulated by the doubles (TensorRT 8.2 or 10)."""
     from runtime import files, sidecar
@@ -482,7 +486,6 @@ def test_the_inspector_precisions_are_read_from_each_spelling(device, key):
 
 
 def test_without_precision_json_or_groups_keep_fp32_is_refused_in_one_sentence(device):
-    from runtime import files
     from stages.common.errors import PipelineError
     cfg, layout, trt = device
     if not trt.__version__.startswith("8."):

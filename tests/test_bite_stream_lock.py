@@ -192,13 +192,26 @@ def test_a_slow_decoder_and_a_slow_writer_do_not_make_up_frames():
 
 
 def test_a_slow_segment_with_a_full_inbox_loses_no_frame():
+    """The reader waits on a full inbox for longer than a poll (0.08 s > POLL_S) and goes on."""
     seen = []
 
     def segment(i):
-        time.sleep(0.03)
+        time.sleep(0.08)
         return i
-    assert run_stream(iter(range(12)), segment, lambda i, r: seen.append(i), depth=2) == 12
-    assert seen == list(range(12))
+    assert finishes(lambda: run_stream(iter(range(8)), segment, lambda i, r: seen.append(i),
+                                       depth=2), seconds=10) == ("returned", 8)
+    assert seen == list(range(8))
+
+
+def test_a_slow_writer_with_a_full_outbox_loses_no_frame():
+    written = []
+
+    def write(i, r):
+        time.sleep(0.08)
+        written.append(r)
+    assert finishes(lambda: run_stream(iter(range(8)), lambda i: i * 3, write, depth=2),
+                    seconds=10) == ("returned", 8)
+    assert written == [i * 3 for i in range(8)]
 
 
 def test_an_error_in_segment_with_a_full_inbox_ends_the_stream():

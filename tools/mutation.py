@@ -97,18 +97,25 @@ GROUPS = {
     ),
     # round 2 (issue 25): the engine link's own checks, integrity, streams, the lock, the doctor
     "engine": (
-        ["stages/device/engine.py", "stages/device/trt_builder.py",
-         "stages/device/trt_precision.py"],
-        ["tests/test_bite_engine.py"],
+        ["stages/device/engine.py", "stages/device/trt_builder.py"],
+        ["tests/test_bite_engine.py", "tests/test_bite_engine_record.py"],
+    ),
+    # trt_precision.py on its own, against fast tests of its functions (no build): through
+    # test_bite_engine.py every inspector mutant reran each build
+    "inspector": (
+        ["stages/device/trt_precision.py"],
+        ["tests/test_bite_inspector.py", "tests/test_bite_inspector_readback.py"],
     ),
     "integrity": (
         ["runtime/files.py", "stages/common/intact.py"],
-        ["tests/test_bite_integrity.py", "tests/test_bite_stream_lock.py"],
+        ["tests/test_bite_integrity.py", "tests/test_bite_files.py",
+         "tests/test_bite_stream_lock.py"],
     ),
     "stream": (
         ["runtime/stream.py", "stages/common/lock.py"],
         [
             "tests/test_bite_stream_lock.py",
+            "tests/test_bite_lock_file.py",
             "tests/test_stream.py",
             "--deselect",
             "tests/test_stream.py::test_ctrl_c_leaves_only_complete_files",
