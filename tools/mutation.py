@@ -40,7 +40,7 @@ PRECISION_IN_PROCESS = [
 GROUPS = {
     "compare": (
         ["stages/common/compare.py", "stages/device/verify.py"],
-        ["tests/test_bite_compare.py"],
+        ["tests/test_bite_compare.py", "tests/test_bite_verify.py", "tests/test_verify_limits.py"],
     ),
     "config": (
         ["stages/common/schema.py", "stages/common/config.py"],
@@ -71,7 +71,7 @@ GROUPS = {
     ),
     "onnx": (
         ["stages/host/onnx_gate.py", "stages/host/onnx_export.py"],
-        ["tests/test_bite_compare.py", "tests/test_bite_gate.py"],
+        ["tests/test_bite_compare.py", "tests/test_bite_gate.py", "tests/test_bite_onnx_fold.py"],
     ),
     "reference": (
         ["runtime/reference.py"],
