@@ -77,7 +77,8 @@ def run_tests(dest, tests):
         + list(tests),
         cwd=dest, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
         env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
-    failed = [l.split(" ")[1] for l in r.stdout.splitlines() if l.startswith("FAILED ")]
+    failed = [l[len("FAILED "):].split(" - ")[0] for l in r.stdout.splitlines()
+              if l.startswith("FAILED ")]
     if failed:
         return r.returncode == 1, failed[0]
     tail = r.stdout.strip().splitlines()
