@@ -93,7 +93,7 @@ GROUPS = {
     ),
     "pictures": (
         ["runtime/palette.py", "runtime/images.py"],
-        ["tests/test_bite_pictures.py", "tests/test_bite_limits.py"],
+        ["tests/test_bite_pictures.py", "tests/test_bite_images.py", "tests/test_bite_limits.py"],
     ),
     # round 2 (issue 25): the engine link's own checks, integrity, streams, the lock, the doctor
     "engine": (
