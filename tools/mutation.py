@@ -63,7 +63,7 @@ GROUPS = {
             "runtime/engine_folder.py",
         ],
         ["tests/test_bite_uptodate.py", "tests/test_bite_fingerprint.py",
-         "tests/test_bite_integrity.py"],
+         "tests/test_bite_integrity.py", "tests/test_bite_uptodate_words.py"],
     ),
     "checkout": (
         ["stages/host/checkout.py", "stages/host/checkout_weights.py"],
