@@ -22,9 +22,9 @@ def root(tmp_path, monkeypatch):
     (project / "sub" / "examples").mkdir(parents=True)
     for folder in ("examples", "sub/examples"):  # the default images, for either pipeline file
         (project / folder / "street_1920x1080.jpg").write_bytes(b"jpg")
-    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "deeper").mkdir(parents=True)  # not the project's sibling
     monkeypatch.setattr(config, "ROOT", str(project))
-    monkeypatch.chdir(str(tmp_path / "elsewhere"))
+    monkeypatch.chdir(str(tmp_path / "elsewhere" / "deeper"))
     return project
 
 
