@@ -59,7 +59,8 @@ def load_one(root, dotted, value):
     *sections, key = dotted.split(".")
     text = yaml.safe_dump(value).split("\n")[0]
     lines = ["  " * i + s + ":" for i, s in enumerate(sections)]
-    (root / "pipeline.yaml").write_text("\n".join(lines + ["  " * len(sections) + key + ": " + text]))
+    lines.append("  " * len(sections) + key + ": " + text)
+    (root / "pipeline.yaml").write_text("\n".join(lines))
     cfg = config.load("pipeline.yaml")
     for part in dotted.split("."):
         cfg = cfg[part]
@@ -83,5 +84,6 @@ def test_each_bound_is_accepted_and_the_next_value_past_it_refused(root, dotted)
     for bound, direction, word in ((low, -1, "least"), (high, 1, "most")):
         with pytest.raises(ConfigError) as e:
             load_one(root, dotted, past(kind, bound, direction))
-        said = re.match(r"Key '(.+)' in pipeline.yaml must be at (least|most) (\S+)\.$", str(e.value))
+        said = re.match(r"Key '(.+)' in pipeline.yaml must be at (least|most) (\S+)\.$",
+                        str(e.value))
         assert said.group(1, 2) == (dotted, word) and float(said.group(3)) == bound

@@ -179,9 +179,8 @@ def test_evaluate_data_resolves_from_the_pipeline_files_folder(root, data, store
 
 def test_an_infer_image_named_like_a_camera_is_the_file_beside_the_pipeline_file(root):
     (root / "sub" / "0").write_bytes(b"jpg")
-    assert load(root, "infer:\n  image: '0'\n", name="sub/p.yaml")["infer"]["image"] == os.path.join(
-        "sub", "0"
-    )
+    cfg = load(root, "infer:\n  image: '0'\n", name="sub/p.yaml")
+    assert cfg["infer"]["image"] == os.path.join("sub", "0")
     assert load(root, "infer:\n  image: '0'\n")["infer"]["image"] == "0"  # none at the root: camera
 
 
