@@ -46,6 +46,8 @@ GROUPS = {
         ["stages/common/schema.py", "stages/common/config.py"],
         [
             "tests/test_bite_config.py",
+            "tests/test_bite_config_values.py",
+            "tests/test_bite_config_bounds.py",
             "tests/test_bite_limits.py",
             "tests/test_config.py",
             "tests/test_cli_schema.py",
