@@ -153,7 +153,7 @@ def test_a_freshly_built_threshold_table_bounds_abs_limits_at_zero_and_abs_limit
     for good in (0, 0.0, schema.ABS_LIMIT):
         got = config._value(good, spec, key, "p.yaml", "")
         assert got == good and type(got) is float
-    for bad, word in ((-1e-9, "at least 0."), (schema.ABS_LIMIT + 1e-6, "at most 1000.0.")):
+    for bad, word in ((-1e-9, "at least 0."), (schema.ABS_LIMIT + 1e-6, "at most 1000.")):
         with pytest.raises(ConfigError) as e:
             config._value(bad, spec, key, "p.yaml", "")
         assert str(e.value) == "Key '%s' in p.yaml must be %s" % (key, word)
