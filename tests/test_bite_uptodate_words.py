@@ -7,8 +7,22 @@ import json
 import pytest
 
 from runtime.engine_folder import EngineFolder
-from stages.common.uptodate import Check, config_changed
 from tests.test_bite_fingerprint import HERE, built_folder
+
+
+def config_changed(config):
+    # imported here, not at the top: importing doit binds its default output stream to the
+    # sys.stdout of that moment, and under mutmut a later pytest session would write to a
+    # closed capture (test_bite_uptodate runs doit in this process)
+    from stages.common.uptodate import config_changed as made
+
+    return made(config)
+
+
+def Check(reason, test=None):
+    from stages.common.uptodate import Check as made
+
+    return made(reason, test)
 
 
 def test_config_changed_names_the_settings_it_watches_in_order():
