@@ -4,7 +4,9 @@ Pillow opens and checks every file (it refuses truncated files instead of return
 JPEG pixels are decoded by OpenCV: the golden files and every device must see the same pixels, and
 decoders differ. OpenCV's wheels and JetPack's OpenCV decode with libjpeg-turbo, as does the host's
 Pillow, but the Python 3.6 Pillow 8.4.0 wheels (the Jetson Nano's) use IJG libjpeg 9, whose pixels
-differ by up to 50 levels, which is 0.07 to 0.26 after pre-processing against a 0.001 limit."""
+differ by up to 50 levels, which is 0.07 to 0.26 after pre-processing against a 0.001 limit.
+Pillow names a JPEG that carries a second picture (a phone's depth or HDR gain map) "MPO": its
+first picture, the one read, is a plain JPEG and is decoded the same way."""
 import os
 
 import numpy as np
@@ -27,7 +29,7 @@ def read_image(path, max_megapixels=DEFAULT_MAX_MEGAPIXELS):
         with Image.open(path) as img:
             _check_size(path, img.size, max_megapixels)
             img.load()
-            if img.format == "JPEG" and img.mode in ("RGB", "L"):
+            if img.format in ("JPEG", "MPO") and img.mode in ("RGB", "L"):
                 return _oriented(_decode_jpeg(path), img)
             img = ImageOps.exif_transpose(img)
             return to_bgr8(img)

@@ -46,6 +46,8 @@ GROUPS = {
         ["stages/common/schema.py", "stages/common/config.py"],
         [
             "tests/test_bite_config.py",
+            "tests/test_bite_config_values.py",
+            "tests/test_bite_config_bounds.py",
             "tests/test_bite_limits.py",
             "tests/test_config.py",
             "tests/test_cli_schema.py",
@@ -63,7 +65,7 @@ GROUPS = {
             "runtime/engine_folder.py",
         ],
         ["tests/test_bite_uptodate.py", "tests/test_bite_fingerprint.py",
-         "tests/test_bite_integrity.py"],
+         "tests/test_bite_integrity.py", "tests/test_bite_uptodate_words.py"],
     ),
     "checkout": (
         ["stages/host/checkout.py", "stages/host/checkout_weights.py"],
@@ -93,7 +95,7 @@ GROUPS = {
     ),
     "pictures": (
         ["runtime/palette.py", "runtime/images.py"],
-        ["tests/test_bite_pictures.py", "tests/test_bite_limits.py"],
+        ["tests/test_bite_pictures.py", "tests/test_bite_images.py", "tests/test_bite_limits.py"],
     ),
     # round 2 (issue 25): the engine link's own checks, integrity, streams, the lock, the doctor
     "engine": (

@@ -10,7 +10,7 @@ TRT_TARGETS = ("8.0", "8.2", "8.4", "8.5", "8.6", "10", "11", "rtx")
 PRECISION_GROUPS = ("LayerNorm", "Softmax")
 # The bounds table: every number's sane range (a limit that can never fail, or a size no machine
 # has, is refused). Tests check that every int and float key has both bounds.
-ABS_LIMIT = 1e3       # an abs-error limit above this could never fail (logits are O(10))
+ABS_LIMIT = 1000       # an abs-error limit above this could never fail (logits are O(10))
 # the same tuple as stages.device.evaluate_data.LAYOUTS
 LABEL_LAYOUTS = ("auto", "indices", "sidewalk", "cityscapes")
 
