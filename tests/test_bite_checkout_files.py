@@ -18,16 +18,21 @@ from stages.host import checkout
 from stages.host import checkout_weights as weights
 
 MODEL = os.path.join(ROOT, "models", "segformer-tiny-sidewalk")
-torch = pytest.importorskip("torch")
 
 
-def state(**extra):
+@pytest.fixture
+def torch():
+    """Only the pickle tests need torch."""
+    return pytest.importorskip("torch")
+
+
+def state(torch, **extra):
     s = {"segformer.x": torch.zeros(2), "decode_head.classifier.weight": torch.zeros(3, 2)}
     s.update(extra)
     return s
 
 
-def pickled(folder, s):
+def pickled(torch, folder, s):
     path = os.path.join(str(folder), "pytorch_model.bin")
     torch.save(s, path)
     return path
@@ -40,39 +45,41 @@ def refusal(call, *args):
 
 
 BAD = [
-    (torch.float32, float("nan"), "NaN"),
-    (torch.float32, float("-inf"), "infinite"),
-    (torch.float16, float("inf"), "infinite"),
-    (torch.bfloat16, float("nan"), "NaN"),
-    (torch.float64, float("inf"), "infinite"),
+    ("float32", float("nan"), "NaN"),
+    ("float32", float("-inf"), "infinite"),
+    ("float16", float("inf"), "infinite"),
+    ("bfloat16", float("nan"), "NaN"),
+    ("float64", float("inf"), "infinite"),
 ]
 
 
-@pytest.mark.parametrize("dtype,value,kind", BAD, ids=[str(b[0]) + b[2] for b in BAD])
+@pytest.mark.parametrize("dtype,value,kind", BAD, ids=[b[0] + "-" + b[2] for b in BAD])
 def test_a_pickle_with_a_value_that_is_not_finite_is_refused_naming_the_tensor(
-        tmp_path, dtype, value, kind):
-    bad = torch.ones(5, dtype=dtype)
+        torch, tmp_path, dtype, value, kind):
+    bad = torch.ones(5, dtype=getattr(torch, dtype))
     bad[-1] = value
-    path = pickled(tmp_path, state(**{"decode_head.z": bad, "segformer.y": bad.clone()}))
+    path = pickled(torch, tmp_path,
+                   state(torch, **{"decode_head.z": bad, "segformer.y": bad.clone()}))
     assert refusal(weights.weight_files, str(tmp_path), True, 3) == (
         "The weights are damaged: tensor decode_head.z in %s holds %s values; re-download the "
         "file." % (path, kind))
 
 
-def test_a_pickle_of_finite_floats_and_integers_passes(tmp_path):
+def test_a_pickle_of_finite_floats_and_integers_passes(torch, tmp_path):
     big = torch.tensor([2 ** 63 - 1, -2 ** 63], dtype=torch.int64)
-    pickled(tmp_path, state(**{"segformer.n": big, "segformer.h": torch.tensor([65504.0]).half(),
-                               "segformer.mask": torch.ones(2, dtype=torch.bool)}))
+    pickled(torch, tmp_path, state(torch, **{
+        "segformer.n": big, "segformer.h": torch.tensor([65504.0]).half(),
+        "segformer.mask": torch.ones(2, dtype=torch.bool)}))
     assert weights.weight_files(str(tmp_path), True, 3) == ("pytorch_pickle",
                                                             ["pytorch_model.bin"])
 
 
-def test_a_pickle_saved_on_a_gpu_is_read_on_a_host_without_one(tmp_path, monkeypatch):
+def test_a_pickle_saved_on_a_gpu_is_read_on_a_host_without_one(torch, tmp_path, monkeypatch):
     """Checkpoints trained on a GPU record cuda:0 as their tensors' place: read them on CPU."""
-    import torch.serialization
+    from torch import serialization
 
-    monkeypatch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
-    pickled(tmp_path, state())
+    monkeypatch.setattr(serialization, "location_tag", lambda storage: "cuda:0")
+    pickled(torch, tmp_path, state(torch))
     monkeypatch.undo()
     assert weights.weight_files(str(tmp_path), True, 3) == ("pytorch_pickle",
                                                             ["pytorch_model.bin"])
@@ -89,7 +96,7 @@ class Mkdir(object):
 
 
 def test_torchs_unsafe_load_switch_in_the_environment_does_not_unpickle_code(
-        tmp_path, monkeypatch):
+        torch, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     marker = str(tmp_path / "pwned")
     path = os.path.join(str(tmp_path), "pytorch_model.bin")
