@@ -188,3 +188,22 @@ def test_a_read_only_weights_file_is_scanned_without_asking_to_write(tmp_path):
     finally:
         if os.geteuid() == 0:
             subprocess.call(["chattr", "-i", path])
+
+
+@pytest.mark.parametrize("extra,accepted", [(0, True), (1, False)], ids=["128MiB", "128MiB+1"])
+def test_a_header_is_read_up_to_128_mib_and_no_further(tmp_path, extra, accepted):
+    """A header longer than 128 MiB is not read (memory), even when it is valid JSON: one tensor
+    and then spaces up to exactly 1 << 27 bytes, or one byte more."""
+    path = write(str(tmp_path / "model.safetensors"), [("w", "F32", bits("F32", [0.5]))])
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        text, data = f.read(n), f.read()
+    text += b" " * ((1 << 27) + extra - n)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+    if accepted:
+        assert weights.check_safetensors(path, str(tmp_path)) == {"w": [1]}
+    else:
+        assert refusal(path, str(tmp_path)) == (
+            "%s is not a valid safetensors file: re-download it (git lfs pull in %s)."
+            % (path, tmp_path))
