@@ -127,7 +127,7 @@ def rewrite_onnx_with_layernorm(project):
     node = helper.make_node("LayerNormalization", ["pixel_values", "s"], ["logits"], axis=-1,
                             name="ln_0")
     model = helper.make_model(helper.make_graph([node], "g", [x], [y], [scale]),
-                              opset_imports=[helper.make_opsetid("", 17)])
+                              opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     data = model.SerializeToString()
     onnx_dir = os.path.join(project, "artifacts", "onnx")
     with open(os.path.join(onnx_dir, "model.onnx"), "wb") as f:

@@ -36,7 +36,7 @@ def island_model(square="square", tail=()):
     inits = [const("k", 1e-4), const("w", 1000.0), const("one", 1.0), const("big", 1000.0),
              const("cent", 0.01)]
     graph = helper.make_graph(nodes, "g", [io_info("pixel_values")], [io_info("logits")], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
 
 
 def tied_model():

@@ -25,7 +25,7 @@ def tiny_onnx():
     nodes = [helper.make_node("Relu", ["pixel_values"], ["r"], name="relu"),
              helper.make_node("Softmax", ["r"], ["logits"], name="soft", axis=1)]
     model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]),
-                              opset_imports=[helper.make_opsetid("", 13)])
+                              opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     return model.SerializeToString()
 
 
@@ -376,7 +376,7 @@ def test_a_parse_error_names_each_node_and_its_operator(device):
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])
     node = helper.make_node("NoSuchOp", ["pixel_values"], ["logits"], name="odd")
     data = helper.make_model(helper.make_graph([node], "g", [x], [y]),
-                             opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+                             opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
     files.write_bytes(layout.onnx_model, data)
     sidecar = os.path.join(layout.onnx_dir, "model.json")
     meta = files.read_json(sidecar)
@@ -443,7 +443,7 @@ def helper_onnx():
              helper.make_node("Softmax", ["m"], ["logits"], name="soft", axis=1),
              helper.make_node("Shape", ["m"], ["shape"], name="shape_of")]
     model = helper.make_model(helper.make_graph(nodes, "g", [x], [y, s], [scale]),
-                              opset_imports=[helper.make_opsetid("", 13)])
+                              opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     return model.SerializeToString()
 
 

@@ -82,7 +82,7 @@ def test_a_stale_declared_shape_does_not_stop_the_type_table():
     graph = helper.make_graph([_node("Relu", ["x"], "r", "relu"), _node("Neg", ["r"], "y", "neg")],
                               "g", [_io("x", [1, 4])], [_io("y", [1, 4])],
                               value_info=[_io("r", [1, 3], F16)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     assert tensor_types(model) == {"x": F32, "r": F16, "y": F32}
 
 
@@ -251,7 +251,7 @@ def test_with_every_node_kept_fp32_the_switchboard_is_the_fp32_model_another_dom
              _node("Add", ["g", "a"], "logits", "add")]
     graph = helper.make_graph(nodes, "g", [_io("pixel_values", [1, 4])], [_io("logits", [1, 4])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
-                                                    helper.make_opsetid("com.microsoft", 1)])
+                                                    helper.make_opsetid("com.microsoft", 1)], ir_version=8)
     x = np.array([[0.3, -1.7, 2.2, 1.0 / 3]], np.float32)
     fp32 = session(model).run(["logits"], {"pixel_values": x})[0]
     board = Board(model, ["sq", "gelu", "add"])
@@ -268,7 +268,7 @@ def test_an_emulation_session_gives_a_runs_memory_back():
     nodes = [_node("Expand", ["x", "shape"], "big", "expand"),
              _node("ReduceMax", ["big"], "y", "max", keepdims=0)]
     graph = helper.make_graph(nodes, "g", [_io("x", [1])], [_io("y", [])], [shape])
-    sess = session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+    sess = session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8))
     before = rss_mb()
     assert sess.run(["y"], {"x": np.array([2.5], np.float32)})[0] == 2.5
     assert rss_mb() - before < 50

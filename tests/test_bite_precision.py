@@ -19,7 +19,7 @@ ABOVE = float(np.nextafter(np.float32(FP16_MAX), np.float32(np.inf)))  # 65504.0
 
 def _model(nodes, inputs, outputs, inits=(), opset=17):
     graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
 
 
 def _io(name, shape, elem=TensorProto.FLOAT):

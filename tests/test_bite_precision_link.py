@@ -178,7 +178,7 @@ def test_a_model_with_no_candidate_whose_naive_preview_fails_is_the_cannot_verdi
              helper.make_node("Softmax", ["u"], ["logits"], name="soft", axis=1)]
     graph = helper.make_graph(nodes, "g", [io_info("pixel_values")], [io_info("logits")],
                               [const("cent", 0.01), const("big", 1000.0)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     layout = project(tmp_path, monkeypatch, model=model, images=[x / 30 for x in IMAGES])
     with pytest.raises(PrecisionError) as e:
         run(settings(keep_fp32=[]), layout)

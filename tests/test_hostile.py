@@ -224,7 +224,7 @@ def other_size_onnx(path):
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 512, 512])
     node = helper.make_node("Identity", ["pixel_values"], ["logits"])
     model = helper.make_model(helper.make_graph([node], "g", [x], [y]),
-                              opset_imports=[helper.make_opsetid("", 13)])
+                              opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     with open(path, "wb") as f:
         f.write(model.SerializeToString())
 

@@ -251,7 +251,9 @@ BOMB = ('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".j
     ("x" * 1000 + ": 1\n", "Unknown key"),
     ("x" * 20000 + ": 1\n", "not valid YAML at line 1"),
     ("# padding\n" * 120000, "over the 1048576 a settings file may have"),
-])
+], ids=["alias-bomb", "deep-nesting", "200k-value", "1k-key", "20k-key", "over-1-MiB"])
+# (short ids: pytest puts the test id in PYTEST_CURRENT_TEST, and the child doit inherits it; a
+# 200,000-character id is over Linux's 128 KiB limit for one environment string: E2BIG)
 def test_3_a_small_or_odd_file_gives_a_short_refusal(watch, text, needle):
     code, out = run(watch.path, "verify", write_config(watch.path, text))
     line = refused(code, out, needle)

@@ -20,7 +20,7 @@ def layernorm_graph(opset):
     scale = helper.make_tensor("s", TensorProto.FLOAT, [8], [1.0] * 8)
     node = helper.make_node("LayerNormalization", ["x", "s"], ["y"], axis=-1, name="ln")
     graph = helper.make_graph([node], "g", [x], [y], [scale])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
 
 
 def test_layernorm_at_opset_17_fails_the_8_2_gate_and_passes_10():

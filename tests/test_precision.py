@@ -26,7 +26,7 @@ def _chain_model():
              helper.make_tensor("eps", TensorProto.FLOAT, [], [1e-5])]
     x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 4]) for n in "xy")
     graph = helper.make_graph(nodes, "ln", [x], [y], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
 
 
 def _numpy_fp16(x):
@@ -316,7 +316,7 @@ def test_adjacent_islands_stay_fp32_between_them():
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
                               [two])
-    mixed = to_mixed(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]),
+    mixed = to_mixed(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8),
                      {"sub", "pow", "var", "sqrt"})
     onnx.checker.check_model(mixed)
     by_name = dict((n.name, n) for n in mixed.graph.node)

@@ -69,7 +69,9 @@ GROUPS = {
     ),
     "checkout": (
         ["stages/host/checkout.py", "stages/host/checkout_weights.py"],
-        ["tests/test_bite_checkout.py", "tests/test_bite_limits.py", "tests/test_checkout.py"],
+        ["tests/test_bite_checkout.py", "tests/test_bite_weights.py",
+         "tests/test_bite_checkout_files.py", "tests/test_bite_limits.py",
+         "tests/test_checkout.py"],
     ),
     "onnx": (
         ["stages/host/onnx_gate.py", "stages/host/onnx_export.py"],
