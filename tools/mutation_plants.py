@@ -513,6 +513,8 @@ area("25", "checkout", "tests/test_bite_weights.py tests/test_bite_checkout_file
       'recorded = manifest["sha256"]'),
      ("scan skipped for sharded files (no spans check inverted)", WEIGHTS,
       "if not spans:", "if len(spans) > 1:"),
+     ("safetensors header cap raised to 256 MiB (`1 << 28`)", WEIGHTS,
+      "min(size - 8, 1 << 27)", "min(size - 8, 1 << 28)"),
      )
 
 # helper mut-r4 (/tmp/mut-r4/plant.py, plant2.py)
