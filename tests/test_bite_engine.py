@@ -376,7 +376,8 @@ def test_a_parse_error_names_each_node_and_its_operator(device):
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])
     node = helper.make_node("NoSuchOp", ["pixel_values"], ["logits"], name="odd")
     data = helper.make_model(helper.make_graph([node], "g", [x], [y]),
-                             opset_imports=[helper.make_opsetid("", 13)], ir_version=8).SerializeToString()
+                             opset_imports=[helper.make_opsetid("", 13)],
+                             ir_version=8).SerializeToString()
     files.write_bytes(layout.onnx_model, data)
     sidecar = os.path.join(layout.onnx_dir, "model.json")
     meta = files.read_json(sidecar)

@@ -251,7 +251,8 @@ def test_with_every_node_kept_fp32_the_switchboard_is_the_fp32_model_another_dom
              _node("Add", ["g", "a"], "logits", "add")]
     graph = helper.make_graph(nodes, "g", [_io("pixel_values", [1, 4])], [_io("logits", [1, 4])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
-                                                    helper.make_opsetid("com.microsoft", 1)], ir_version=8)
+                                                    helper.make_opsetid("com.microsoft", 1)],
+                              ir_version=8)
     x = np.array([[0.3, -1.7, 2.2, 1.0 / 3]], np.float32)
     fp32 = session(model).run(["logits"], {"pixel_values": x})[0]
     board = Board(model, ["sq", "gelu", "add"])
@@ -268,7 +269,8 @@ def test_an_emulation_session_gives_a_runs_memory_back():
     nodes = [_node("Expand", ["x", "shape"], "big", "expand"),
              _node("ReduceMax", ["big"], "y", "max", keepdims=0)]
     graph = helper.make_graph(nodes, "g", [_io("x", [1])], [_io("y", [])], [shape])
-    sess = session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8))
+    sess = session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                                     ir_version=8))
     before = rss_mb()
     assert sess.run(["y"], {"x": np.array([2.5], np.float32)})[0] == 2.5
     assert rss_mb() - before < 50

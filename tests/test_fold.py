@@ -80,7 +80,8 @@ def test_count_macs_of_conv_matmul_and_gemm():
         nodes, "g", [_tensor("x", [1, 3, 10, 12])], [_tensor("y", [120, 7])],
         [_init("w", [8, 3, 3, 3]), _init("g", [8, 2, 1, 1]), _init("m", [8, 5]),
          _init("k", [7, 5]), helper.make_tensor("s", TensorProto.INT64, [2], [120, 8])])
-    macs = count_macs(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8))
+    macs = count_macs(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                                        ir_version=8))
     assert macs["by_op"] == {"Conv": 8 * 120 * 27 + 8 * 120 * 2, "MatMul": 120 * 5 * 8,
                              "Gemm": 120 * 7 * 5}
     assert macs["total"] == sum(macs["by_op"].values())

@@ -316,7 +316,8 @@ def test_adjacent_islands_stay_fp32_between_them():
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
                               [two])
-    mixed = to_mixed(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8),
+    mixed = to_mixed(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                                   ir_version=8),
                      {"sub", "pow", "var", "sqrt"})
     onnx.checker.check_model(mixed)
     by_name = dict((n.name, n) for n in mixed.graph.node)
