@@ -524,6 +524,8 @@ area("25", "checkout", "tests/test_bite_weights.py tests/test_bite_checkout_file
       "if not spans:", "if len(spans) > 1:"),
      ("safetensors header cap raised to 256 MiB (`1 << 28`)", WEIGHTS,
       "min(size - 8, 1 << 27)", "min(size - 8, 1 << 28)"),
+     ("safetensors header of exactly 128 MiB refused (`n < ...`)", WEIGHTS,
+      "0 < n <= min(size - 8, 1 << 27)", "0 < n < min(size - 8, 1 << 27)"),
      )
 
 # helper mut-r4 (/tmp/mut-r4/plant.py, plant2.py)
