@@ -52,13 +52,10 @@ def _seeds(all_groups, kept):
 def _islands(ranges, kept, mixed, reasons):
     """The contract's island records; mixed_outputs: the converter renames an island's outputs
     (<node>_output_cast_<i>) and gives the original names to the fp16 casts that follow."""
-    in_mixed = dict((n.name, list(n.output)) for n in mixed.graph.node)
-    info = dict((r["node"], r) for r in ranges)
     by_node = dict((n.name, n) for n in mixed.graph.node)
-    return [{"node": name, "op": by_node[name].op_type,
-             "outputs": info[name]["outputs"] if name in info else list(in_mixed[name]),
-             "mixed_outputs": in_mixed[name], "reason": reasons[name]}
-            for name in [r["node"] for r in ranges if r["node"] in kept]]
+    return [{"node": r["node"], "op": by_node[r["node"]].op_type, "outputs": r["outputs"],
+             "mixed_outputs": list(by_node[r["node"]].output), "reason": reasons[r["node"]]}
+            for r in ranges if r["node"] in kept]
 
 
 def _misses(row, limits):
