@@ -107,6 +107,22 @@ def project(built_project, tmp_path):
     return dest
 
 
+def sized_onnx_project(size):
+    """In the cwd: artifacts/onnx/model.onnx of `size` bytes (sparse) and the sidecar that names
+    its sha256, as the onnx link leaves them; returns the project's Layout."""
+    import json
+
+    from stages.common.files import sha256_file
+    from stages.common.layout import Layout
+    os.makedirs(os.path.join("artifacts", "onnx"))
+    path = os.path.join("artifacts", "onnx", "model.onnx")
+    with open(path, "wb") as f:
+        f.truncate(size)
+    with open(os.path.join("artifacts", "onnx", "model.json"), "w") as f:
+        json.dump({"onnx_sha256": sha256_file(path)}, f)
+    return Layout({"artifacts": "artifacts", "golden": {"images": []}})
+
+
 def edit_yaml(path, old, new):
     with open(path) as f:
         text = f.read()

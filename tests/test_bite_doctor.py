@@ -7,6 +7,7 @@ import pytest
 
 from stages.common.errors import DeviceError
 from stages.device import doctor
+from conftest import sized_onnx_project
 from stages.device.doctor_checks import estimate_build, swap_command
 from test_bite_config import refused, root  # noqa: F401 (fixture)
 from test_bite_config import load as load_config
@@ -34,17 +35,8 @@ def set_memory(root, available_mb, swap_free_mb, zram_mb=500):
 @pytest.fixture
 def b4(tmp_path, monkeypatch):
     """A project folder (the cwd) with a model.onnx of ONNX_BYTES and its sidecar."""
-    import json
-    from stages.common.files import sha256_file
-    from stages.common.layout import Layout
     monkeypatch.chdir(tmp_path)
-    os.makedirs(os.path.join("artifacts", "onnx"))
-    path = os.path.join("artifacts", "onnx", "model.onnx")
-    with open(path, "wb") as f:
-        f.truncate(ONNX_BYTES)
-    with open(os.path.join("artifacts", "onnx", "model.json"), "w") as f:
-        json.dump({"onnx_sha256": sha256_file(path)}, f)
-    return Layout({"artifacts": "artifacts", "golden": {"images": []}})
+    return sized_onnx_project(ONNX_BYTES)
 
 
 def need_mb():

@@ -8,12 +8,10 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, copy_project, doit
+from conftest import ROOT, copy_project, doit, sized_onnx_project
 from runtime import jetson
 from runtime.device import probe_gpu
 from stages.common.errors import DeviceError
-from stages.common.files import sha256_file
-from stages.common.layout import Layout
 from stages.device import doctor
 
 FIX = os.path.join(ROOT, "tests", "fixtures", "jetson")
@@ -48,13 +46,7 @@ def copy_machine(name, tmp_path):
 def b4(tmp_path, monkeypatch):
     """A project folder (the cwd) whose model.onnx has SegFormer-B4's size, with its sidecar."""
     monkeypatch.chdir(tmp_path)
-    os.makedirs(os.path.join("artifacts", "onnx"))
-    path = os.path.join("artifacts", "onnx", "model.onnx")
-    with open(path, "wb") as f:
-        f.truncate(B4_BYTES)
-    with open(os.path.join("artifacts", "onnx", "model.json"), "w") as f:
-        json.dump({"onnx_sha256": sha256_file(path)}, f)
-    return Layout({"artifacts": "artifacts", "golden": {"images": []}})
+    return sized_onnx_project(B4_BYTES)
 
 
 def run(name, layout, capsys, root=None, env=None):
