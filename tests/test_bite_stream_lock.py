@@ -298,18 +298,25 @@ def hold(path):
     return f
 
 
+def waiting_second_run(artifacts, out, box):
+    """A second run asking for the lock in a thread (its result appended to `box`), returned
+    once it says it is waiting (or after 20 s)."""
+    t = threading.Thread(target=lambda: box.append(lock.acquire(artifacts, out)))
+    t.daemon = True
+    t.start()
+    deadline = time.time() + 20
+    while "waiting" not in out.getvalue() and time.time() < deadline:
+        time.sleep(0.01)
+    return t
+
+
 def test_a_second_run_says_who_holds_the_lock_and_waits_for_it(tmp_path, release_locks):
     import io
     artifacts = str(tmp_path)
     holder = hold(os.path.join(artifacts, lock.LOCK_NAME))
     out, box = io.StringIO(), []
-    t = threading.Thread(target=lambda: box.append(lock.acquire(artifacts, out)))
-    t.daemon = True
-    t.start()
+    t = waiting_second_run(artifacts, out, box)
     try:
-        deadline = time.time() + 20
-        while "waiting" not in out.getvalue() and time.time() < deadline:
-            time.sleep(0.01)
         assert not box  # still waiting
         assert out.getvalue() == ("doit: another doit run (pid 4242) is using %s; waiting for it "
                                   "to finish.\n" % artifacts)
@@ -358,13 +365,8 @@ def test_a_holder_that_wrote_no_pid_is_called_another_process(tmp_path, release_
     holder = open(os.path.join(artifacts, lock.LOCK_NAME), "a+")
     fcntl.flock(holder.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     out = io.StringIO()
-    t = threading.Thread(target=lambda: lock.acquire(artifacts, out))
-    t.daemon = True
-    t.start()
+    t = waiting_second_run(artifacts, out, [])
     try:
-        deadline = time.time() + 20
-        while "waiting" not in out.getvalue() and time.time() < deadline:
-            time.sleep(0.01)
         assert "another doit run (pid another process) is using" in out.getvalue()
     finally:
         holder.close()
