@@ -10,22 +10,17 @@ from runtime.engine_folder import EngineFolder
 from tests.test_bite_fingerprint import HERE, built_folder
 
 
-def config_changed(config):
+def _checks():
     # imported here, not at the top: importing doit binds its default output stream to the
     # sys.stdout of that moment, and under mutmut a later pytest session would write to a
     # closed capture (test_bite_uptodate runs doit in this process)
-    from stages.common.uptodate import config_changed as made
+    from stages.common import uptodate
 
-    return made(config)
-
-
-def Check(reason, test=None):
-    from stages.common.uptodate import Check as made
-
-    return made(reason, test)
+    return uptodate.config_changed, uptodate.Check
 
 
 def test_config_changed_names_the_settings_it_watches_in_order():
+    config_changed, _ = _checks()
     check = config_changed({"onnx": {"opset": 17}, "checkout": {"model": "m"}})
     words = ("its settings (checkout, onnx) changed since its last successful run, "
              "or it has not run yet")
@@ -34,11 +29,13 @@ def test_config_changed_names_the_settings_it_watches_in_order():
 
 
 def test_config_changed_over_text_names_the_text():
+    config_changed, _ = _checks()
     assert str(config_changed("opset=17")) == (
         "its settings (opset=17) changed since its last successful run, or it has not run yet")
 
 
 def test_a_check_says_its_reason_as_given_or_as_computed_when_printed():
+    _, Check = _checks()
     asked = []
 
     def reason():
